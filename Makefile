@@ -1,0 +1,42 @@
+# The entry points people type. Each bootstraps what it needs (uv, the workspace environment).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv from PATH, or installed into .tools/ from PyPI on first use.
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+TEST_DIRS := $(wildcard src/servicekit/tests src/shipping/*/tests tests)
+
+.PHONY: help dev test lint format sync
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+dev: sync ## run the services on their embedded SQLite stores
+	$(RUN) uvicorn package_service.app:app --host 127.0.0.1 --port 8082
+
+test: lint ## lint, type-check and run every test
+	$(RUN) pytest $(PYTEST_ARGS)
+
+lint: sync ## ruff (lint + format check) and mypy --strict
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+	@# Each test folder on its own: they all have a conftest.py, which one mypy run cannot tell apart.
+	@for tests in $(TEST_DIRS); do MYPYPATH=$$tests $(RUN) mypy --no-error-summary $$tests || exit 1; done
+
+format: sync ## apply ruff's fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+sync: $(UV) ## create or update .venv from uv.lock
+	@$(UV) sync --frozen --all-packages --quiet
+
+$(CURDIR)/.tools/bin/uv:
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+	  { echo "Python 3.11 or newer is needed as python3 (found: $$(python3 --version 2>&1))." >&2; exit 1; }
+	@python3 -m venv $(CURDIR)/.tools 2>/dev/null || \
+	  { echo "python3 cannot create virtual environments; install it with: sudo apt-get install python3-venv" >&2; exit 1; }
+	@echo "installing uv into .tools/ (from PyPI)"
+	@$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check uv

@@ -1,0 +1,80 @@
+"""One call that turns a service's routers into a service: `create_service_app`.
+
+It wires what every service has (settings, JSON logs, request ids, problem+json errors, health probes,
+draining on SIGTERM) so a service's own `app.py` only says what is its own: its routers and the
+resources its lifespan opens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from servicekit import health
+from servicekit.logs import configure_logging
+from servicekit.problems import document_problems, install_problem_handlers
+from servicekit.requests import RequestContextMiddleware
+from servicekit.settings import ServiceSettings
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    version: str,
+    routers: Sequence[APIRouter],
+    lifespan: Lifespan | None = None,
+    description: str = "",
+) -> FastAPI:
+    """Build a service: its routers plus the defaults every service shares.
+
+    `lifespan` opens what the service needs (stores, clients) and puts it on `app.state`; the service
+    is ready only once it has been entered.
+    """
+    configure_logging(settings.service_name, settings.log_level)
+    lifecycle = health.Lifecycle()
+
+    @asynccontextmanager
+    async def lifespan_with_defaults(app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan(app) if lifespan is not None else _nothing():
+            lifecycle.started = True
+            lifecycle.drain_on_sigterm(settings.drain_seconds)
+            yield
+            lifecycle.started = False
+
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan_with_defaults,
+    )
+    app.state.settings = settings
+    app.state.lifecycle = lifecycle
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    for router in routers:
+        app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(
+                get_openapi(
+                    title=title, version=version, description=description, routes=app.routes
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+@asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield

@@ -1,0 +1,254 @@
+"""The client one service uses to call another: pooled, bounded in time, retried, broken, bulkheaded.
+
+One `ServiceClient` per downstream service. Each call:
+- waits for a slot in the downstream's bulkhead, so a slow neighbour cannot take every connection;
+- passes the circuit breaker, which fails fast while the neighbour is known to be down;
+- is retried with jittered exponential backoff on connection errors, timeouts, 502, 503, 504 and 429
+  (never on another 4xx: asking again would get the same answer), waiting at least `Retry-After`;
+- stops at its deadline, however many attempts that leaves.
+
+Retrying is safe because every call between the services of this system is idempotent: resources are
+PUT under ids the caller chose, and events carry ids the receiver deduplicates.
+
+The caller gets the last response (a 503 after the retries ran out, a 404, ...) and decides what it
+means; when there is no response at all, `DownstreamUnavailableError` says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
+
+from servicekit.context import current_request_id
+
+log = logging.getLogger(__name__)
+
+RETRIED_STATUSES = frozenset((429, 502, 503, 504))
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """How patient a service is with one downstream. The defaults suit calls inside one cluster."""
+
+    attempt_timeout: float = 2.0
+    deadline: float = 10.0
+    max_attempts: int = 6
+    backoff_initial: float = 0.1
+    backoff_max: float = 2.0
+    breaker_threshold: int = 5
+    breaker_open_seconds: float = 5.0
+    max_concurrency: int = 64
+
+
+class DownstreamUnavailableError(Exception):
+    """The downstream gave no usable answer: unreachable, timed out, breaker open, or bulkhead full."""
+
+    def __init__(self, downstream: str, reason: str) -> None:
+        super().__init__(f"{downstream}: {reason}")
+        self.downstream = downstream
+        self.reason = reason
+
+
+class _BreakerFailure(Exception):  # noqa: N818 - a signal to the breaker, unwrapped at once
+    """A response that counts against the breaker; raised inside it, unwrapped outside."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """`Retry-After` as seconds, from either of its forms (delta-seconds or an HTTP date)."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def _counts_against_breaker(response: httpx.Response) -> bool:
+    # A 503 with Retry-After is the neighbour pushing back on purpose ("no drone free yet"), not the
+    # neighbour failing; opening the breaker on it would also block the calls that free capacity.
+    if response.status_code == 503 and "retry-after" in response.headers:
+        return False
+    return response.status_code >= 500
+
+
+class ServiceClient:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        policy: CallPolicy | None = None,
+        *,
+        breakers: AsyncCircuitBreakerFactory | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.policy = policy or CallPolicy()
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=self.policy.attempt_timeout,
+            limits=httpx.Limits(
+                max_connections=self.policy.max_concurrency,
+                max_keepalive_connections=self.policy.max_concurrency,
+            ),
+            transport=transport,
+        )
+        self._bulkhead = asyncio.Semaphore(self.policy.max_concurrency)
+        self._breakers = breakers or AsyncCircuitBreakerFactory(
+            default_threshold=self.policy.breaker_threshold,
+            default_ttl=self.policy.breaker_open_seconds,
+        )
+        self._breakers.add_listener(self._on_breaker_event)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> ServiceClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PUT", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", path, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PATCH", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("DELETE", path, **kwargs)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> httpx.Response:
+        """Call the downstream; `deadline` (seconds from now) overrides the policy's for this call."""
+        budget = self.policy.deadline if deadline is None else deadline
+        ends_at = time.monotonic() + budget
+        outgoing = dict(headers or {})
+        if (request_id := current_request_id()) is not None:
+            outgoing.setdefault("X-Request-ID", request_id)
+
+        async def attempt() -> httpx.Response:
+            remaining = ends_at - time.monotonic()
+            async with self._bulkhead:
+                breaker = await self._breakers.get_breaker(self.name)
+                try:
+                    async with breaker:
+                        response = await self._http.request(
+                            method,
+                            path,
+                            json=json,
+                            params=params,
+                            headers=outgoing,
+                            timeout=max(0.001, min(self.policy.attempt_timeout, remaining)),
+                        )
+                        if _counts_against_breaker(response):
+                            raise _BreakerFailure(response)
+                        return response
+                except _BreakerFailure as failure:
+                    return failure.response
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(httpx.TransportError)
+            | retry_if_result(lambda r: r.status_code in RETRIED_STATUSES),
+            wait=self._wait,
+            stop=stop_after_attempt(self.policy.max_attempts) | stop_before_delay(budget),
+            retry_error_callback=self._give_up,
+            before_sleep=self._log_retry(method, path),
+        )
+        try:
+            async with asyncio.timeout(budget):
+                response: httpx.Response = await retrying(attempt)
+                return response
+        except OpenedState:
+            raise DownstreamUnavailableError(self.name, "circuit open") from None
+        except TimeoutError:
+            raise DownstreamUnavailableError(
+                self.name, f"no answer within {budget:.1f} s"
+            ) from None
+        except httpx.TransportError as exc:
+            raise DownstreamUnavailableError(self.name, f"{type(exc).__name__}: {exc}") from exc
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = wait_random_exponential(
+            multiplier=self.policy.backoff_initial, max=self.policy.backoff_max
+        )(state)
+        outcome = state.outcome
+        if outcome is not None and not outcome.failed:
+            requested = retry_after_seconds(outcome.result())
+            if requested is not None:
+                return max(backoff, requested)
+        return backoff
+
+    @staticmethod
+    def _give_up(state: RetryCallState) -> httpx.Response:
+        """Out of attempts or time: hand back the last response, or raise the last error."""
+        assert state.outcome is not None
+        response: httpx.Response = state.outcome.result()  # re-raises a transport error
+        return response
+
+    def _log_retry(self, method: str, path: str) -> Any:
+        def before_sleep(state: RetryCallState) -> None:
+            outcome = state.outcome
+            what = (
+                repr(outcome.exception())
+                if outcome is not None and outcome.failed
+                else f"HTTP {outcome.result().status_code}"
+                if outcome is not None
+                else "?"
+            )
+            log.info(
+                "retrying %s %s on %s in %.2f s (attempt %d): %s",
+                method,
+                path,
+                self.name,
+                state.upcoming_sleep,
+                state.attempt_number,
+                what,
+            )
+
+        return before_sleep
+
+    def _on_breaker_event(self, name: str, event_type: str, event: Any) -> None:
+        if event_type == "state_changed":
+            log.warning("circuit breaker for %s is now %s", name, getattr(event, "state", "?"))

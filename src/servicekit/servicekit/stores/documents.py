@@ -1,0 +1,296 @@
+"""A document store: JSON documents in partitioned containers, with optimistic concurrency by ETag.
+
+It is the shape of Azure Cosmos DB's NoSQL API, narrowed to what the services use, so that a service
+written against it runs unchanged on the embedded SQLite backend here and on Cosmos DB
+(`servicekit.stores.cosmos`). Every write returns a new ETag; `replace` and `delete` can be made
+conditional on the ETag that was read, which is how two replicas agree on who claimed a drone or a
+delivery without a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from servicekit.stores.errors import (
+    ConstraintViolationError,
+    DocumentExistsError,
+    PreconditionFailedError,
+)
+from servicekit.stores.relational import Connection, RelationalStore
+
+Body = dict[str, Any]
+Operator = Literal["=", "!=", "<", "<=", ">", ">="]
+Scalar = str | int | float | bool | None
+Filter = tuple[str, Operator, Scalar]
+"""A condition on a field, e.g. ("stage", "=", "Requested") or ("lease.expiresAt", "<", now)."""
+
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_OPERATORS = frozenset(("=", "!=", "<", "<=", ">", ">="))
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """A container: its name, the field its documents are partitioned by, the fields queries filter on.
+
+    Choose the partition key by the access pattern: the field most reads and writes name, so that they
+    stay inside one partition (a delivery's id for its events, an owner's id for utilization).
+    """
+
+    name: str
+    partition_key: str = "id"
+    indexed: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        for name in (self.partition_key, *self.indexed):
+            _check_field(name)
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
+            raise ValueError(f"container names are lower_snake_case: {self.name!r}")
+
+
+@dataclass(frozen=True)
+class Document:
+    body: Body
+    etag: str
+
+    @property
+    def id(self) -> str:
+        return str(self.body["id"])
+
+
+class Container(Protocol):
+    spec: ContainerSpec
+
+    async def get(self, id: str, partition: str) -> Document | None: ...
+
+    async def create(self, body: Body) -> Document:
+        """Raise DocumentExistsError when the id is taken in that partition."""
+
+    async def replace(self, body: Body, *, etag: str) -> Document:
+        """Raise PreconditionFailedError when the document changed or vanished since `etag`."""
+
+    async def upsert(self, body: Body) -> Document: ...
+
+    async def delete(self, id: str, partition: str, *, etag: str | None = None) -> bool:
+        """Answer False when there was nothing to delete; with `etag`, delete only that version."""
+
+    async def query(
+        self,
+        *where: Filter,
+        partition: str | None = None,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Document]: ...
+
+    async def count(self, *where: Filter, partition: str | None = None) -> int: ...
+
+
+class DocumentStore(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def wait_ready(self, timeout: float = 30.0) -> None: ...
+
+    def container(self, name: str) -> Container: ...
+
+
+def partition_of(spec: ContainerSpec, body: Body) -> str:
+    value: Any = body
+    for part in spec.partition_key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None or value == "":
+        raise ValueError(f"document has no partition key {spec.partition_key!r}")
+    return str(value)
+
+
+def check_filters(where: Sequence[Filter]) -> None:
+    for name, operator, _ in where:
+        _check_field(name)
+        if operator not in _OPERATORS:
+            raise ValueError(f"unknown operator {operator!r}")
+
+
+def _check_field(name: str) -> None:
+    # Field names end up inside SQL text on both backends, so only plain dotted names are allowed.
+    if not _FIELD.fullmatch(name):
+        raise ValueError(f"not a plain (dotted) field name: {name!r}")
+
+
+def new_etag() -> str:
+    return f'"{uuid.uuid4().hex}"'
+
+
+class SqliteDocumentStore:
+    """The embedded backend: one table per container in a SQLite file, JSON bodies, ETag per row."""
+
+    def __init__(self, url: str, containers: Sequence[ContainerSpec], *, timeout: float) -> None:
+        self._specs = {spec.name: spec for spec in containers}
+        self._db = RelationalStore(url, self._ensure_tables, timeout=timeout)
+        self._containers = {
+            name: _SqliteContainer(spec, self._db) for name, spec in self._specs.items()
+        }
+
+    async def start(self) -> None:
+        await self._db.start()
+
+    async def stop(self) -> None:
+        await self._db.stop()
+
+    async def __aenter__(self) -> SqliteDocumentStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        await self._db.wait_ready(timeout)
+
+    def container(self, name: str) -> Container:
+        return self._containers[name]
+
+    def _ensure_tables(self, conn: Connection) -> None:
+        for spec in self._specs.values():
+            conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{spec.name}" (pk TEXT NOT NULL, id TEXT NOT NULL, '
+                "etag TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (pk, id)) WITHOUT ROWID"
+            )
+            for name in spec.indexed:
+                conn.execute(
+                    f'CREATE INDEX IF NOT EXISTS "{spec.name}__{name}" '
+                    f"ON \"{spec.name}\" (json_extract(body, '$.{name}'))"
+                )
+
+
+class _SqliteContainer:
+    def __init__(self, spec: ContainerSpec, db: RelationalStore) -> None:
+        self.spec = spec
+        self._db = db
+        self._table = f'"{spec.name}"'
+
+    async def get(self, id: str, partition: str) -> Document | None:
+        row = await self._db.read(
+            lambda c: c.fetch_one(
+                f"SELECT body, etag FROM {self._table} WHERE pk = ? AND id = ?", (partition, id)
+            )
+        )
+        return None if row is None else _document(row)
+
+    async def create(self, body: Body) -> Document:
+        document = Document(body, new_etag())
+        try:
+            await self._db.write(
+                lambda c: c.execute(
+                    f"INSERT INTO {self._table} (pk, id, etag, body) VALUES (?, ?, ?, ?)",
+                    (partition_of(self.spec, body), _id(body), document.etag, _dumps(body)),
+                )
+            )
+        except ConstraintViolationError:
+            raise DocumentExistsError(f"{self.spec.name}/{_id(body)} exists") from None
+        return document
+
+    async def replace(self, body: Body, *, etag: str) -> Document:
+        document = Document(body, new_etag())
+        changed = await self._db.write(
+            lambda c: c.execute(
+                f"UPDATE {self._table} SET etag = ?, body = ? WHERE pk = ? AND id = ? AND etag = ?",
+                (document.etag, _dumps(body), partition_of(self.spec, body), _id(body), etag),
+            )
+        )
+        if not changed:
+            raise PreconditionFailedError(f"{self.spec.name}/{_id(body)} changed since it was read")
+        return document
+
+    async def upsert(self, body: Body) -> Document:
+        document = Document(body, new_etag())
+        await self._db.write(
+            lambda c: c.execute(
+                f"INSERT INTO {self._table} (pk, id, etag, body) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (pk, id) DO UPDATE SET etag = excluded.etag, body = excluded.body",
+                (partition_of(self.spec, body), _id(body), document.etag, _dumps(body)),
+            )
+        )
+        return document
+
+    async def delete(self, id: str, partition: str, *, etag: str | None = None) -> bool:
+        def delete(c: Connection) -> bool:
+            if etag is None:
+                return bool(
+                    c.execute(f"DELETE FROM {self._table} WHERE pk = ? AND id = ?", (partition, id))
+                )
+            if c.execute(
+                f"DELETE FROM {self._table} WHERE pk = ? AND id = ? AND etag = ?",
+                (partition, id, etag),
+            ):
+                return True
+            if c.fetch_one(
+                f"SELECT 1 AS found FROM {self._table} WHERE pk = ? AND id = ?", (partition, id)
+            ):
+                raise PreconditionFailedError(f"{self.spec.name}/{id} changed since it was read")
+            return False
+
+        return await self._db.write(delete)
+
+    async def query(
+        self,
+        *where: Filter,
+        partition: str | None = None,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Document]:
+        sql, params = self._where(where, partition)
+        if order_by is not None:
+            _check_field(order_by)
+            sql += f" ORDER BY json_extract(body, '$.{order_by}') {'DESC' if descending else 'ASC'}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = await self._db.read(
+            lambda c: c.fetch_all(f"SELECT body, etag FROM {self._table}{sql}", params)
+        )
+        return [_document(row) for row in rows]
+
+    async def count(self, *where: Filter, partition: str | None = None) -> int:
+        sql, params = self._where(where, partition)
+        row = await self._db.read(
+            lambda c: c.fetch_one(f"SELECT COUNT(*) AS n FROM {self._table}{sql}", params)
+        )
+        return int(row["n"]) if row else 0
+
+    @staticmethod
+    def _where(where: Sequence[Filter], partition: str | None) -> tuple[str, list[Scalar]]:
+        check_filters(where)
+        clauses: list[str] = []
+        params: list[Scalar] = []
+        if partition is not None:
+            clauses.append("pk = ?")
+            params.append(partition)
+        for name, operator, value in where:
+            expression = f"json_extract(body, '$.{name}')"
+            if value is None and operator in ("=", "!="):
+                clauses.append(f"{expression} IS {'NOT ' if operator == '!=' else ''}NULL")
+            else:
+                clauses.append(f"{expression} {operator} ?")
+                params.append(value)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _id(body: Body) -> str:
+    value = body.get("id")
+    if not isinstance(value, str) or not value:
+        raise ValueError("a document needs a non-empty string id")
+    return value
+
+
+def _dumps(body: Body) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def _document(row: dict[str, Any]) -> Document:
+    return Document(json.loads(row["body"]), row["etag"])

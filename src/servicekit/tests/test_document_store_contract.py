@@ -1,0 +1,188 @@
+"""The document store contract: what every backend (SQLite, Cosmos DB) must do the same way."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from servicekit.stores.documents import DocumentStore
+from servicekit.stores.errors import DocumentExistsError, PreconditionFailedError
+
+
+def drone(
+    id: str, status: str = "Free", payload: float = 5.0, **extra: object
+) -> dict[str, object]:
+    return {"id": id, "status": status, "payload": payload, **extra}
+
+
+async def test_create_then_get(document_store: DocumentStore) -> None:
+    drones = document_store.container("drones")
+    created = await drones.create(drone("d1", base={"lat": 47.6}))
+
+    read = await drones.get("d1", "d1")
+
+    assert read is not None
+    assert read.body == {"id": "d1", "status": "Free", "payload": 5.0, "base": {"lat": 47.6}}
+    assert read.etag == created.etag
+
+
+async def test_get_of_a_missing_document_is_none(document_store: DocumentStore) -> None:
+    assert await document_store.container("drones").get("nope", "nope") is None
+
+
+async def test_create_refuses_an_existing_id(document_store: DocumentStore) -> None:
+    drones = document_store.container("drones")
+    await drones.create(drone("d1"))
+
+    with pytest.raises(DocumentExistsError):
+        await drones.create(drone("d1", payload=9.0))
+    assert (await drones.get("d1", "d1")).body["payload"] == 5.0  # type: ignore[union-attr]
+
+
+async def test_ids_are_unique_per_partition_only(document_store: DocumentStore) -> None:
+    flights = document_store.container("flights")
+    await flights.create({"id": "f1", "ownerId": "alice", "miles": 1})
+    await flights.create({"id": "f1", "ownerId": "bob", "miles": 2})
+
+    assert (await flights.get("f1", "alice")).body["miles"] == 1  # type: ignore[union-attr]
+    assert (await flights.get("f1", "bob")).body["miles"] == 2  # type: ignore[union-attr]
+
+
+async def test_replace_with_the_current_etag_succeeds_and_changes_it(
+    document_store: DocumentStore,
+) -> None:
+    drones = document_store.container("drones")
+    created = await drones.create(drone("d1"))
+
+    replaced = await drones.replace(drone("d1", status="Assigned"), etag=created.etag)
+
+    assert replaced.etag != created.etag
+    assert (await drones.get("d1", "d1")).body["status"] == "Assigned"  # type: ignore[union-attr]
+
+
+async def test_replace_with_a_stale_etag_fails(document_store: DocumentStore) -> None:
+    drones = document_store.container("drones")
+    created = await drones.create(drone("d1"))
+    await drones.replace(drone("d1", status="Assigned"), etag=created.etag)
+
+    with pytest.raises(PreconditionFailedError):
+        await drones.replace(drone("d1", status="Returning"), etag=created.etag)
+    assert (await drones.get("d1", "d1")).body["status"] == "Assigned"  # type: ignore[union-attr]
+
+
+async def test_replace_of_a_deleted_document_fails(document_store: DocumentStore) -> None:
+    drones = document_store.container("drones")
+    created = await drones.create(drone("d1"))
+    await drones.delete("d1", "d1")
+
+    with pytest.raises(PreconditionFailedError):
+        await drones.replace(drone("d1"), etag=created.etag)
+
+
+async def test_only_one_of_many_concurrent_conditional_writers_wins(
+    document_store: DocumentStore,
+) -> None:
+    drones = document_store.container("drones")
+    created = await drones.create(drone("d1"))
+
+    async def claim(delivery: int) -> bool:
+        try:
+            await drones.replace(
+                drone("d1", status="Assigned", deliveryId=f"x{delivery}"), etag=created.etag
+            )
+            return True
+        except PreconditionFailedError:
+            return False
+
+    wins = await asyncio.gather(*(claim(i) for i in range(20)))
+
+    assert sum(wins) == 1
+
+
+async def test_upsert_creates_then_replaces(document_store: DocumentStore) -> None:
+    drones = document_store.container("drones")
+    first = await drones.upsert(drone("d1"))
+    second = await drones.upsert(drone("d1", payload=7.5))
+
+    assert first.etag != second.etag
+    assert (await drones.get("d1", "d1")).body["payload"] == 7.5  # type: ignore[union-attr]
+
+
+async def test_delete_answers_whether_there_was_something(document_store: DocumentStore) -> None:
+    drones = document_store.container("drones")
+    await drones.create(drone("d1"))
+
+    assert await drones.delete("d1", "d1") is True
+    assert await drones.delete("d1", "d1") is False
+    assert await drones.get("d1", "d1") is None
+
+
+async def test_conditional_delete_respects_the_etag(document_store: DocumentStore) -> None:
+    drones = document_store.container("drones")
+    created = await drones.create(drone("d1"))
+    changed = await drones.replace(drone("d1", status="Assigned"), etag=created.etag)
+
+    with pytest.raises(PreconditionFailedError):
+        await drones.delete("d1", "d1", etag=created.etag)
+    assert await drones.delete("d1", "d1", etag=changed.etag) is True
+
+
+async def test_query_by_equality_and_range(document_store: DocumentStore) -> None:
+    drones = document_store.container("drones")
+    for i, (status, payload) in enumerate(
+        [("Free", 2.0), ("Free", 10.0), ("Assigned", 20.0), ("Free", 25.0)]
+    ):
+        await drones.create(drone(f"d{i}", status, payload))
+
+    free_heavy = await drones.query(
+        ("status", "=", "Free"), ("payload", ">=", 10.0), order_by="payload"
+    )
+    not_free = await drones.query(("status", "!=", "Free"))
+    top = await drones.query(order_by="payload", descending=True, limit=2)
+
+    assert [d.id for d in free_heavy] == ["d1", "d3"]
+    assert [d.id for d in not_free] == ["d2"]
+    assert [d.id for d in top] == ["d3", "d2"]
+    assert all(d.etag for d in free_heavy)
+
+
+async def test_query_on_nested_fields_booleans_and_nulls(document_store: DocumentStore) -> None:
+    drones = document_store.container("drones")
+    await drones.create(
+        drone("a", lease={"owner": "r1", "expiresAt": 100.0}, active=True, deliveryId=None)
+    )
+    await drones.create(
+        drone("b", lease={"owner": "r2", "expiresAt": 300.0}, active=False, deliveryId="x")
+    )
+
+    expired = await drones.query(("lease.expiresAt", "<", 200.0))
+    active = await drones.query(("active", "=", True))
+    unassigned = await drones.query(("deliveryId", "=", None))
+
+    assert [d.id for d in expired] == ["a"]
+    assert [d.id for d in active] == ["a"]
+    assert [d.id for d in unassigned] == ["a"]
+
+
+async def test_query_and_count_within_one_partition(document_store: DocumentStore) -> None:
+    flights = document_store.container("flights")
+    for i in range(3):
+        await flights.create({"id": f"a{i}", "ownerId": "alice", "month": "2026-11"})
+    await flights.create({"id": "a9", "ownerId": "alice", "month": "2026-10"})
+    await flights.create({"id": "b0", "ownerId": "bob", "month": "2026-11"})
+
+    alice_november = await flights.query(("month", "=", "2026-11"), partition="alice")
+
+    assert sorted(d.id for d in alice_november) == ["a0", "a1", "a2"]
+    assert await flights.count(("month", "=", "2026-11"), partition="alice") == 3
+    assert await flights.count(("month", "=", "2026-11")) == 4
+    assert await flights.count(partition="carol") == 0
+
+
+@pytest.mark.parametrize("field", ["x; DROP TABLE drones", "a'b", "", "1abc"])
+async def test_field_names_that_are_not_plain_are_refused(
+    document_store: DocumentStore, field: str
+) -> None:
+    with pytest.raises(ValueError, match="field name"):
+        await document_store.container("drones").query((field, "=", 1))

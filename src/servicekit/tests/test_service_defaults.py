@@ -1,0 +1,177 @@
+"""What `create_service_app` gives every service: problems, request ids, probes, logs, draining."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from sample_service import create_app
+
+from servicekit.testing import free_port, serve_in_thread
+
+PROBLEM_JSON = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[httpx.Client]:
+    with serve_in_thread(create_app()) as url, httpx.Client(base_url=url) as client:
+        yield client
+
+
+def test_probes_answer_without_touching_anything(service: httpx.Client) -> None:
+    for path in ("/livez", "/readyz", "/healthz"):
+        response = service.get(path)
+        assert response.status_code == 200, path
+
+
+def test_validation_problem_lists_each_field_at_fault(service: httpx.Client) -> None:
+    response = service.post("/paint", json={"colour": "blue", "litres": -1})
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM_JSON
+    problem = response.json()
+    assert problem["status"] == 422
+    assert problem["title"] == "Validation failed"
+    assert {(e["field"], e["in"]) for e in problem["errors"]} == {
+        ("colour", "body"),
+        ("litres", "body"),
+        ("ownerId", "body"),
+    }
+    assert problem["requestId"] == response.headers["x-request-id"]
+
+
+def test_enum_values_are_accepted_in_any_case(service: httpx.Client) -> None:
+    response = service.post("/paint", json={"colour": "gREEN", "litres": 2, "ownerId": "o"})
+
+    assert response.status_code == 200
+    assert response.json() == {"colour": "Green", "litres": 2.0, "ownerId": "o"}
+
+
+@pytest.mark.parametrize("body", [b"{", b"not json", b'{"colour": "Red",}', b"\xff\xfe"])
+def test_malformed_json_is_a_400_problem(service: httpx.Client, body: bytes) -> None:
+    response = service.post("/paint", content=body, headers={"content-type": "application/json"})
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.json()["title"] == "Malformed JSON"
+
+
+def test_unknown_route_and_wrong_method_are_problems(service: httpx.Client) -> None:
+    missing = service.get("/nowhere")
+    wrong = service.delete("/paint")
+
+    assert (missing.status_code, missing.headers["content-type"]) == (404, PROBLEM_JSON)
+    assert (wrong.status_code, wrong.headers["content-type"]) == (405, PROBLEM_JSON)
+    assert wrong.headers["allow"] == "POST"
+
+
+def test_a_route_can_answer_its_own_problem(service: httpx.Client) -> None:
+    response = service.get("/teapot")
+
+    assert response.status_code == 418
+    assert response.json()["type"].endswith("/problems/teapot")
+    assert response.json()["detail"] == "Short and stout."
+
+
+def test_unexpected_error_is_a_500_without_internals(service: httpx.Client) -> None:
+    response = service.get("/crash", headers={"X-Request-ID": "trace-me-1"})
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.headers["x-request-id"] == "trace-me-1"
+    assert response.json()["requestId"] == "trace-me-1"
+    assert "hunter2" not in response.text
+    assert "RuntimeError" not in response.text
+
+
+def test_store_outage_is_a_503_with_retry_after(service: httpx.Client) -> None:
+    response = service.get("/store-down")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["content-type"] == PROBLEM_JSON
+
+
+def test_request_id_is_kept_when_sane_and_replaced_when_not(service: httpx.Client) -> None:
+    kept = service.get("/livez", headers={"X-Request-ID": "abc-123"})
+    replaced = service.get("/livez", headers={"X-Request-ID": "bad id\twith spaces"})
+    generated = service.get("/livez")
+
+    assert kept.headers["x-request-id"] == "abc-123"
+    assert replaced.headers["x-request-id"] not in ("", "bad id\twith spaces")
+    assert len(generated.headers["x-request-id"]) == 32
+
+
+def test_openapi_documents_problems_as_problem_json(service: httpx.Client) -> None:
+    document = service.get("/openapi.json").json()
+
+    responses = document["paths"]["/paint"]["post"]["responses"]
+    assert set(responses) >= {"200", "400", "422", "500", "503"}
+    for status in ("400", "422", "500", "503"):
+        assert list(responses[status]["content"]) == [PROBLEM_JSON]
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_logs_are_json_lines_carrying_the_request_id(tmp_path: Path) -> None:
+    port = free_port()
+    with _uvicorn(port, tmp_path) as (_, log_file):
+        httpx.get(f"http://127.0.0.1:{port}/teapot", headers={"X-Request-ID": "log-me-7"})
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+
+    access = [line for line in lines if line["logger"] == "servicekit.access"]
+    assert access, lines
+    assert access[0]["request_id"] == "log-me-7"
+    assert access[0]["service"] == "sample"
+    assert access[0]["http.status"] == 418
+
+
+def test_sigterm_drains_readiness_before_stopping(tmp_path: Path) -> None:
+    port = free_port()
+    with _uvicorn(port, tmp_path, env={"SAMPLE_DRAIN_SECONDS": "1.5"}) as (process, _):
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
+        alive = httpx.get(f"http://127.0.0.1:{port}/livez")
+        assert (ready.status_code, ready.json()) == (503, {"status": "draining"})
+        assert alive.status_code == 200, "draining is not dying: work in flight goes on"
+        process.wait(timeout=10)
+
+
+@contextmanager
+def _uvicorn(
+    port: int, tmp_path: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    log_file = tmp_path / "service.log"
+    with log_file.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "sample_service:app", "--port", str(port)],
+            cwd=Path(__file__).parent,
+            env={**os.environ, "DATA_DIR": str(tmp_path), **(env or {})},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(log_file.read_text())
+            time.sleep(0.05)
+        yield process, log_file
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=10)
