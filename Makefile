@@ -8,10 +8,13 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 TEST_DIRS := $(wildcard src/servicekit/tests src/shipping/*/tests tests)
 
-.PHONY: help dev test lint format sync
+# The Azure Pipelines schema is not part of the project; it lies beside the clone.
+PIPELINES_SCHEMA ?= ../shared/schemas/azure-pipelines.schema.json
+
+.PHONY: help dev test lint format sync validate-pipelines
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 
 dev: sync ## run the services on their embedded SQLite stores
 	$(RUN) uvicorn package_service.app:app --host 127.0.0.1 --port 8082
@@ -25,6 +28,9 @@ lint: sync ## ruff (lint + format check) and mypy --strict
 	$(RUN) mypy
 	@# Each test folder on its own: they all have a conftest.py, which one mypy run cannot tell apart.
 	@for tests in $(TEST_DIRS); do MYPYPATH=$$tests $(RUN) mypy --no-error-summary $$tests || exit 1; done
+
+validate-pipelines: sync ## check pipelines/*.yml against the Azure Pipelines schema (PIPELINES_SCHEMA)
+	$(RUN) python pipelines/validate.py --schema $(PIPELINES_SCHEMA)
 
 format: sync ## apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
