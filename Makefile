@@ -6,12 +6,15 @@ SHELL := /bin/bash
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
-TEST_DIRS := $(wildcard src/servicekit/tests src/shipping/*/tests tests)
+TEST_DIRS := $(wildcard src/servicekit/tests src/gateway/tests src/shipping/*/tests tests)
 
-.PHONY: help dev demo test lint format sync
+# The Azure Pipelines schema is not part of the project; it lies beside the clone.
+PIPELINES_SCHEMA ?= ../shared/schemas/azure-pipelines.schema.json
+
+.PHONY: help dev demo test lint format sync validate-pipelines
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 
 dev: sync ## run the whole system (gateway :8080 and the services) on embedded SQLite stores
 	@$(RUN) python -m devstack up
@@ -28,6 +31,9 @@ lint: sync ## ruff (lint + format check) and mypy --strict
 	$(RUN) mypy
 	@# Each test folder on its own: they all have a conftest.py, which one mypy run cannot tell apart.
 	@for tests in $(TEST_DIRS); do MYPYPATH=$$tests $(RUN) mypy --no-error-summary $$tests || exit 1; done
+
+validate-pipelines: sync ## check pipelines/*.yml against the Azure Pipelines schema (PIPELINES_SCHEMA)
+	$(RUN) python pipelines/validate.py --schema $(PIPELINES_SCHEMA)
 
 format: sync ## apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
