@@ -5,8 +5,10 @@ containers are created when the store starts, in the background (`Preparation`),
 and answers its probes while Cosmos DB is unreachable. Every call runs under the store's time limit:
 throttling (429, after the time Cosmos DB asks for) and transient failures (connection errors, timeouts,
 5xx) are retried inside it, and whatever is still failing when it runs out becomes
-`StoreUnavailableError` (503). The SDK's own retries are turned off so that this is the one retry
-mechanism, bounded by that limit.
+`StoreUnavailableError` (503). The SDK's own retry policies (throttling, connection errors) are
+turned off, so that this is the one retry mechanism and the time limit bounds it. A write is sent again
+when its answer was lost; a stamp on every write (`WRITE_ID`) lets the retry recognise its own
+earlier attempt, so that a write that landed is never reported as a conflict.
 
 Authentication is the account key when one is configured, otherwise Microsoft Entra ID through
 azure-identity's `DefaultAzureCredential` (on AKS: workload identity; the identity needs the
@@ -20,6 +22,7 @@ import asyncio
 import logging
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -62,6 +65,12 @@ T = TypeVar("T")
 
 # What Cosmos DB adds to every item; the services never see it.
 SYSTEM_PROPERTIES = frozenset(("_rid", "_self", "_etag", "_attachments", "_ts"))
+# A fresh id stamped on every write (and hidden like the system properties). When a write's answer is
+# lost and the write is sent again (by the store, or by aiohttp, which repeats a PUT or DELETE whose
+# connection closed), the second attempt finds the first one's result and fails its condition; the
+# stamp tells "my own earlier attempt landed" apart from "another writer got there first".
+WRITE_ID = "_writeId"
+_HIDDEN = SYSTEM_PROPERTIES | {WRITE_ID}
 # 408 request timeout, 429 throttled, 449 retry with (a conflicting concurrent write on the server).
 _RETRIED_STATUSES = frozenset((408, 429, 449))
 _BACKOFF = wait_random_exponential(multiplier=0.02, max=0.25)
@@ -178,40 +187,35 @@ class _CosmosContainer:
 
     async def create(self, body: Body) -> Document:
         partition = partition_of(self.spec, body)
-        attempts = 0
+        stamped, write_id = _stamped(body)
 
         async def create(proxy: ContainerProxy) -> Document:
-            nonlocal attempts
-            attempts += 1
             try:
-                return _document(await proxy.create_item(body))
+                return _document(await proxy.create_item(stamped))
             except CosmosResourceExistsError:
-                # After a lost response, the item that is there may be this very write.
-                if attempts > 1 and (mine := await _if_written(proxy, body, partition)):
-                    return mine
+                if landed := await _landed(proxy, body["id"], partition, write_id):
+                    return landed
                 raise DocumentExistsError(f"{self.spec.name}/{body['id']} exists") from None
 
         return await self._store.call(self.spec.name, create)
 
     async def replace(self, body: Body, *, etag: str) -> Document:
         partition = partition_of(self.spec, body)
-        attempts = 0
+        stamped, write_id = _stamped(body)
 
         async def replace(proxy: ContainerProxy) -> Document:
-            nonlocal attempts
-            attempts += 1
             try:
                 return _document(
                     await proxy.replace_item(
                         body["id"],
-                        body,
+                        stamped,
                         etag=etag,
                         match_condition=MatchConditions.IfNotModified,
                     )
                 )
             except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
-                if attempts > 1 and (mine := await _if_written(proxy, body, partition)):
-                    return mine
+                if landed := await _landed(proxy, body["id"], partition, write_id):
+                    return landed
                 raise PreconditionFailedError(
                     f"{self.spec.name}/{body['id']} changed since it was read"
                 ) from None
@@ -220,9 +224,10 @@ class _CosmosContainer:
 
     async def upsert(self, body: Body) -> Document:
         partition_of(self.spec, body)  # refuse a document without its partition key up front
+        stamped, _ = _stamped(body)
 
         async def upsert(proxy: ContainerProxy) -> Document:
-            return _document(await proxy.upsert_item(body))
+            return _document(await proxy.upsert_item(stamped))
 
         return await self._store.call(self.spec.name, upsert)
 
@@ -375,7 +380,8 @@ class _SharedClient:
                 credential,
                 connection_verify=url.verify_tls,
                 connection_policy=_connection_policy(),
-                # The SDK retries nothing itself (see the module's docstring).
+                # The SDK does not retry on its own (see the module's docstring); it still sends a
+                # request whose connection failed to another region of a multi-region account.
                 retry_total=0,
                 retry_connect=0,
                 retry_read=0,
@@ -434,15 +440,20 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-async def _if_written(proxy: ContainerProxy, body: Body, partition: str) -> Document | None:
-    """The stored document if it is exactly `body`, i.e. an earlier attempt of this write landed."""
+def _stamped(body: Body) -> tuple[Body, str]:
+    write_id = uuid.uuid4().hex
+    return {**body, WRITE_ID: write_id}, write_id
+
+
+async def _landed(proxy: ContainerProxy, id: str, partition: str, write_id: str) -> Document | None:
+    """The stored document if it is the one this write (`write_id`) put there, else None."""
     try:
-        stored = _document(await proxy.read_item(body["id"], partition_key=partition))
+        item = await proxy.read_item(id, partition_key=partition)
     except CosmosResourceNotFoundError:
         return None
-    return stored if stored.body == body else None
+    return _document(item) if item.get(WRITE_ID) == write_id else None
 
 
 def _document(item: dict[str, Any]) -> Document:
-    body = {name: value for name, value in item.items() if name not in SYSTEM_PROPERTIES}
+    body = {name: value for name, value in item.items() if name not in _HIDDEN}
     return Document(body, str(item["_etag"]))

@@ -132,6 +132,10 @@ class CosmosTestServer:
         """Answer the next `count` requests with `status` (a 429 says to retry after the given time)."""
         self._harness("faults", {"status": status, "count": count, "retryAfterMs": retry_after_ms})
 
+    def lose_responses(self, count: int) -> None:
+        """Carry out the next `count` requests but cut the connection instead of answering them."""
+        self._harness("lose-responses", {"count": count})
+
     def outage(self, seconds: float) -> None:
         """Cut every open connection and refuse new ones for `seconds`; the data survives."""
         self._harness("outage", {"ms": round(seconds * 1000)})

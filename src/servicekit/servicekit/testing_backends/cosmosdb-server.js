@@ -2,6 +2,8 @@
 //   - a point read of a missing item answers 404, as Cosmos DB does (the server answers 500);
 //   - POST /_harness/faults {status, count, retryAfterMs}: the next `count` requests answer `status`
 //     (429 carries x-ms-retry-after-ms), to test throttling and transient errors over real HTTPS;
+//   - POST /_harness/lose-responses {count}: the next `count` requests are carried out, but the
+//     connection is cut instead of answering, so the client cannot know whether they were;
 //   - POST /_harness/outage {ms}: every open connection is cut and the port closed for `ms`, as when
 //     the server restarts, but the databases survive (the server keeps them in memory only).
 // Usage: node cosmosdb-server.js <install dir> [host] [port]; prints "listening <host>:<port>".
@@ -32,6 +34,7 @@ server.on("connection", (socket) => {
 
 let port = Number(requestedPort);
 let faults = { status: 0, count: 0, retryAfterMs: 0 };
+let responsesToLose = 0;
 
 server.on("request", (req, res) => {
   const { pathname } = new URL(req.url, "https://localhost");
@@ -44,7 +47,10 @@ server.on("request", (req, res) => {
     fail(res, faults);
     return;
   }
-  if (req.method === "GET" && DOCUMENT.test(pathname)) {
+  if (responsesToLose > 0) {
+    responsesToLose -= 1;
+    res.end = () => req.socket.destroy();
+  } else if (req.method === "GET" && DOCUMENT.test(pathname)) {
     answerNotFoundInsteadOf500(res);
   }
   cosmos(req, res);
@@ -81,6 +87,10 @@ function harness(pathname, req, res) {
     res.setHeader("connection", "close");
     if (pathname === "/_harness/faults") {
       faults = { status: body.status, count: body.count, retryAfterMs: body.retryAfterMs || 0 };
+      res.statusCode = 204;
+      res.end();
+    } else if (pathname === "/_harness/lose-responses") {
+      responsesToLose = body.count;
       res.statusCode = 204;
       res.end();
     } else if (pathname === "/_harness/outage") {
