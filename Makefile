@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 TEST_DIRS := $(wildcard src/servicekit/tests src/shipping/*/tests tests)
 
-.PHONY: help dev test lint format sync
+.PHONY: help dev test test-backends lint format sync
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -18,6 +18,12 @@ dev: sync ## run the services on their embedded SQLite stores
 
 test: lint ## lint, type-check and run every test
 	$(RUN) pytest $(PYTEST_ARGS)
+
+# The store contract suites (and what else is marked `backend`) on the production backends' local servers:
+# the Cosmos DB test server (installed from npm into .tools/) and PostgreSQL through psqlODBC. Here a
+# missing server fails the run instead of skipping (see docs/stores.md).
+test-backends: sync ## run the store tests on the Cosmos DB test server and on PostgreSQL over ODBC
+	REQUIRE_BACKENDS=1 $(RUN) pytest -m backend $(PYTEST_ARGS)
 
 lint: sync ## ruff (lint + format check) and mypy --strict
 	$(RUN) ruff check .

@@ -218,6 +218,9 @@ class _Backend(Protocol):
 
     def is_connection_lost(self, exc: BaseException) -> bool: ...
 
+    def ping(self, raw: Any) -> None:
+        """Raise if the connection no longer works."""
+
 
 class _SqliteBackend:
     def __init__(self, url: SqliteUrl, busy_timeout: float) -> None:
@@ -248,6 +251,9 @@ class _SqliteBackend:
 
     def is_connection_lost(self, exc: BaseException) -> bool:
         return False  # a file does not hang up
+
+    def ping(self, raw: Any) -> None:
+        """A file does not hang up."""
 
 
 # The pre-connection attribute of Microsoft's ODBC drivers that carries a Microsoft Entra access token.
@@ -341,8 +347,16 @@ class _OdbcBackend:
     def is_connection_lost(self, exc: BaseException) -> bool:
         return self._sqlstate(exc).startswith(self.dialect.connection_lost_sqlstates)
 
+    def ping(self, raw: Any) -> None:
+        raw.execute("SELECT 1").fetchall()
+        raw.rollback()
+
     def _sqlstate(self, exc: BaseException) -> str:
         return str(exc.args[0]) if isinstance(exc, self.driver.Error) and exc.args else ""
+
+
+class _ConnectionLostError(Exception):
+    """A unit of work failed because its connection broke; on a new connection it may succeed."""
 
 
 class RelationalStore:
@@ -413,7 +427,7 @@ class RelationalStore:
         loop = asyncio.get_running_loop()
         call = functools.partial(self._in_transaction, work, write)
         retrying = AsyncRetrying(
-            retry=retry_if_exception(self._backend.is_transient),
+            retry=retry_if_exception(self._is_transient),
             wait=wait_random_exponential(multiplier=0.02, max=0.25),
             reraise=True,
         )
@@ -429,10 +443,13 @@ class RelationalStore:
         except ConstraintViolationError:
             raise
         except Exception as exc:
-            if self._backend.is_transient(exc):
+            if self._is_transient(exc):
                 raise StoreUnavailableError(f"the database is unavailable: {exc}") from exc
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    def _is_transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, _ConnectionLostError) or self._backend.is_transient(exc)
 
     def _in_transaction(self, work: Callable[[Connection], T], write: bool) -> T:
         raw = self._connection()
@@ -441,13 +458,13 @@ class RelationalStore:
             result = work(Connection(raw, self._backend.dialect))
             raw.commit()
             return result
-        except BaseException as exc:
-            if self._backend.is_connection_lost(exc):
-                self._drop(raw)
-            else:
-                self._rollback_or_drop(raw)
+        except Exception as exc:
             if isinstance(exc, self._backend.driver.IntegrityError):
+                self._rollback_or_drop(raw)
                 raise ConstraintViolationError(str(exc)) from exc
+            if self._backend.is_connection_lost(exc) or not self._recovered(raw):
+                self._drop(raw)
+                raise _ConnectionLostError(f"the database connection was lost: {exc}") from exc
             raise
 
     def _connection(self) -> Any:
@@ -458,6 +475,19 @@ class RelationalStore:
             with self._connections_lock:
                 self._connections.add(raw)
         return raw
+
+    def _recovered(self, raw: Any) -> bool:
+        """Roll back, and answer whether the connection still works.
+
+        Some drivers report a connection the server ended as a general error (psqlODBC: HY000), and
+        only notice that it is gone when it is used again.
+        """
+        try:
+            raw.rollback()
+            self._backend.ping(raw)
+        except Exception:
+            return False
+        return True
 
     def _rollback_or_drop(self, raw: Any) -> None:
         try:
