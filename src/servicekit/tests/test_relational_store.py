@@ -102,8 +102,11 @@ async def test_upsert_inserts_then_overwrites(db: RelationalStore) -> None:
 
 
 async def test_pages_of_an_ordered_result(db: RelationalStore) -> None:
+    def insert(number: int) -> Callable[[Connection], int]:
+        return lambda c: c.execute(INSERT, (f"d{number}", float(number)))
+
     for number in range(7):
-        await db.write(lambda c, n=number: c.execute(INSERT, (f"d{n}", float(n))))
+        await db.write(insert(number))
 
     def page(offset: int) -> Callable[[Connection], list[dict[str, object]]]:
         sql = "SELECT id FROM drones ORDER BY payload DESC " + db.dialect.page_sql(3, offset)  # noqa: S608
