@@ -19,7 +19,6 @@ asks: it holds the connection pool and the account's routing metadata.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 import uuid
@@ -58,8 +57,6 @@ from servicekit.stores.errors import (
 )
 from servicekit.stores.preparation import Preparation
 from servicekit.stores.urls import CosmosUrl
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -107,6 +104,7 @@ class CosmosDocumentStore:
 
     async def stop(self) -> None:
         await self._preparation.stop()
+        self._preparation = Preparation("cosmos", self._prepare)  # a restart prepares anew
         if self._client is not None:
             client, self._client = self._client, None
             self._proxies.clear()
