@@ -11,7 +11,7 @@ TEST_DIRS := $(wildcard src/servicekit/tests src/gateway/tests src/shipping/*/te
 # The Azure Pipelines schema is not part of the project; it lies beside the clone.
 PIPELINES_SCHEMA ?= ../shared/schemas/azure-pipelines.schema.json
 
-.PHONY: help dev demo test lint format sync validate-pipelines
+.PHONY: help dev demo test test-backends lint format sync validate-pipelines
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -24,6 +24,12 @@ demo: sync ## send a few deliveries through the gateway and watch them fly (star
 
 test: lint ## lint, type-check and run every test
 	$(RUN) pytest $(PYTEST_ARGS)
+
+# The store contract suites (and what else is marked `backend`) on the production backends' local servers:
+# the Cosmos DB test server (installed from npm into .tools/) and PostgreSQL through psqlODBC. Here a
+# missing server fails the run instead of skipping (see docs/stores.md).
+test-backends: sync ## run the store tests on the Cosmos DB test server and on PostgreSQL over ODBC
+	REQUIRE_BACKENDS=1 $(RUN) pytest -m backend $(PYTEST_ARGS)
 
 lint: sync ## ruff (lint + format check) and mypy --strict
 	$(RUN) ruff check .

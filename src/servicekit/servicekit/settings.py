@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,6 +45,11 @@ class ServiceSettings(BaseSettings):
     store_url: str = Field(
         description="Where the service keeps its data (see docs/configuration.md)."
     )
+    cosmos_key: SecretStr | None = Field(
+        default=None,
+        description="The Azure Cosmos DB account key, for a cosmos:// store URL. Best left unset in "
+        "Azure: the service then signs in with its Microsoft Entra identity (workload identity).",
+    )
     store_timeout_seconds: float = Field(
         default=1.0,
         gt=0,
@@ -65,7 +70,8 @@ class ServiceSettings(BaseSettings):
 
     def insecure_reasons(self) -> list[str]:
         """What makes these settings unsafe outside development. Subclasses extend the list."""
-        return insecure_store_reasons(self.store_url, setting=self.env_name("store_url"))
+        key = self.cosmos_key.get_secret_value() if self.cosmos_key else None
+        return insecure_store_reasons(self.store_url, setting=self.env_name("store_url"), key=key)
 
     def env_name(self, field: str) -> str:
         return f"{self.model_config.get('env_prefix', '')}{field}".upper()

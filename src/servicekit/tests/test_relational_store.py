@@ -1,37 +1,42 @@
-"""The relational store on SQLite: migrations, transactions, errors, and a database that is locked."""
+"""The relational store contract: migrations, transactions, errors and the dialect table, on every backend."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from servicekit.stores.errors import ConstraintViolationError, StoreUnavailableError
 from servicekit.stores.relational import Connection, Migration, Migrations, RelationalStore
+from servicekit.stores.urls import OdbcUrl, SqliteUrl, parse_store_url
 
 SCHEMA = Migrations(
     Migration(1, ["CREATE TABLE drones (id {key} PRIMARY KEY, payload {real} NOT NULL)"]),
-    Migration(2, ["ALTER TABLE drones ADD COLUMN model {text} NULL"]),
+    Migration(2, ["ALTER TABLE drones ADD model {text} NULL"]),
 )
+INSERT = "INSERT INTO drones (id, payload) VALUES (?, ?)"
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[RelationalStore]:
-    async with RelationalStore(f"sqlite:///{tmp_path}/test.db", SCHEMA, timeout=1.0) as store:
+async def db(relational_url: str) -> AsyncIterator[RelationalStore]:
+    async with RelationalStore(relational_url, SCHEMA, timeout=1.0) as store:
         await store.wait_ready()
         yield store
 
 
-async def test_migrations_are_applied_once_in_order(db: RelationalStore, tmp_path: Path) -> None:
+async def test_migrations_are_applied_once_in_order(
+    db: RelationalStore, relational_url: str
+) -> None:
     await db.write(lambda c: c.execute("INSERT INTO drones VALUES (?, ?, ?)", ("d1", 5.0, "X8")))
-    async with RelationalStore(f"sqlite:///{tmp_path}/test.db", SCHEMA) as again:
+    async with RelationalStore(relational_url, SCHEMA) as again:
         await again.wait_ready()
-        versions = await again.read(lambda c: c.fetch_all("SELECT version FROM schema_migrations"))
-        drone = await again.read(lambda c: c.fetch_one("SELECT * FROM drones"))
+        versions = await again.read(
+            lambda c: c.fetch_all("SELECT version FROM schema_migrations ORDER BY version")
+        )
+        drone = await again.read(lambda c: c.fetch_one("SELECT id, payload, model FROM drones"))
 
     assert [v["version"] for v in versions] == [1, 2]
     assert drone == {"id": "d1", "payload": 5.0, "model": "X8"}
@@ -39,7 +44,7 @@ async def test_migrations_are_applied_once_in_order(db: RelationalStore, tmp_pat
 
 async def test_a_failed_unit_of_work_is_rolled_back(db: RelationalStore) -> None:
     def insert_then_fail(c: Connection) -> None:
-        c.execute("INSERT INTO drones (id, payload) VALUES (?, ?)", ("d2", 1.0))
+        c.execute(INSERT, ("d2", 1.0))
         raise ValueError("changed my mind")
 
     with pytest.raises(ValueError, match="changed my mind"):
@@ -49,17 +54,15 @@ async def test_a_failed_unit_of_work_is_rolled_back(db: RelationalStore) -> None
 
 
 async def test_duplicate_keys_are_constraint_violations(db: RelationalStore) -> None:
-    insert = "INSERT INTO drones (id, payload) VALUES (?, ?)"
-    await db.write(lambda c: c.execute(insert, ("d3", 1.0)))
+    await db.write(lambda c: c.execute(INSERT, ("d3", 1.0)))
 
     with pytest.raises(ConstraintViolationError):
-        await db.write(lambda c: c.execute(insert, ("d3", 2.0)))
+        await db.write(lambda c: c.execute(INSERT, ("d3", 2.0)))
 
 
 async def test_many_concurrent_writers_all_commit(db: RelationalStore) -> None:
     def insert(number: int) -> Callable[[Connection], int]:
-        sql = "INSERT INTO drones (id, payload) VALUES (?, ?)"
-        return lambda c: c.execute(sql, (f"c{number}", number))
+        return lambda c: c.execute(INSERT, (f"c{number}", number))
 
     await asyncio.gather(*(db.write(insert(i)) for i in range(100)))
 
@@ -67,25 +70,91 @@ async def test_many_concurrent_writers_all_commit(db: RelationalStore) -> None:
     assert row == {"n": 100}
 
 
-async def test_a_locked_database_answers_unavailable_in_time(
-    db: RelationalStore, tmp_path: Path
+async def test_of_many_concurrent_inserts_of_one_key_exactly_one_succeeds(
+    db: RelationalStore,
 ) -> None:
-    blocker = sqlite3.connect(tmp_path / "test.db", isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
-    try:
+    async def insert(payload: int) -> bool:
+        try:
+            await db.write(lambda c: c.execute(INSERT, ("same", payload)))
+            return True
+        except ConstraintViolationError:
+            return False
+
+    wins = await asyncio.gather(*(insert(i) for i in range(50)))
+
+    assert sum(wins) == 1
+    row = await db.read(lambda c: c.fetch_one("SELECT COUNT(*) AS n FROM drones"))
+    assert row == {"n": 1}
+
+
+async def test_upsert_inserts_then_overwrites(db: RelationalStore) -> None:
+    upsert = db.dialect.upsert_sql("drones", key=["id"], columns=["id", "payload", "model"])
+
+    await db.write(lambda c: c.execute(upsert, ("d1", 5.0, "X8")))
+    await db.write(lambda c: c.execute(upsert, ("d1", 7.5, None)))
+    await db.write(lambda c: c.execute(upsert, ("d2", 1.0, "X4")))
+
+    rows = await db.read(lambda c: c.fetch_all("SELECT id, payload, model FROM drones ORDER BY id"))
+    assert rows == [
+        {"id": "d1", "payload": 7.5, "model": None},
+        {"id": "d2", "payload": 1.0, "model": "X4"},
+    ]
+
+
+async def test_pages_of_an_ordered_result(db: RelationalStore) -> None:
+    def insert(number: int) -> Callable[[Connection], int]:
+        return lambda c: c.execute(INSERT, (f"d{number}", float(number)))
+
+    for number in range(7):
+        await db.write(insert(number))
+
+    def page(offset: int) -> Callable[[Connection], list[dict[str, object]]]:
+        sql = "SELECT id FROM drones ORDER BY payload DESC " + db.dialect.page_sql(3, offset)  # noqa: S608
+        return lambda c: c.fetch_all(sql)
+
+    pages = [[row["id"] for row in await db.read(page(offset))] for offset in (0, 3, 6)]
+
+    assert pages == [["d6", "d5", "d4"], ["d3", "d2", "d1"], ["d0"]]
+
+
+async def test_a_locked_table_answers_unavailable_in_time(
+    db: RelationalStore, relational_url: str
+) -> None:
+    with _locked(relational_url):
         started = time.monotonic()
         with pytest.raises(StoreUnavailableError):
-            await db.write(lambda c: c.execute("INSERT INTO drones (id, payload) VALUES ('x', 1)"))
+            await db.write(lambda c: c.execute(INSERT, ("x", 1)))
         assert time.monotonic() - started < 1.5
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
 
-    await db.write(lambda c: c.execute("INSERT INTO drones (id, payload) VALUES ('x', 1)"))
+    await db.write(lambda c: c.execute(INSERT, ("y", 1)))
+    assert await db.read(lambda c: c.fetch_one("SELECT id FROM drones WHERE id = 'y'"))
 
 
-async def test_calls_wait_for_the_schema(tmp_path: Path) -> None:
-    async with RelationalStore(f"sqlite:///{tmp_path}/fresh.db", SCHEMA) as store:
+async def test_calls_wait_for_the_schema(relational_url: str) -> None:
+    async with RelationalStore(relational_url, SCHEMA) as store:
         # no wait_ready(): the first call waits for the migrations by itself
         rows = await store.read(lambda c: c.fetch_all("SELECT * FROM drones"))
     assert rows == []
+
+
+@contextmanager
+def _locked(url: str) -> Iterator[None]:
+    """Hold an exclusive lock on the drones table from another connection."""
+    match parse_store_url(url):
+        case SqliteUrl(path=path):
+            import sqlite3
+
+            blocker = sqlite3.connect(path, isolation_level=None)
+            blocker.execute("BEGIN EXCLUSIVE")
+        case OdbcUrl(connection_string=connection_string):
+            import pyodbc
+
+            blocker = pyodbc.connect(connection_string, autocommit=False)
+            blocker.execute("LOCK TABLE drones IN ACCESS EXCLUSIVE MODE")
+        case _:
+            raise AssertionError(url)
+    try:
+        yield
+    finally:
+        blocker.rollback()
+        blocker.close()

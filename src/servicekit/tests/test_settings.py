@@ -92,3 +92,27 @@ def test_passwords_are_redacted_from_store_urls() -> None:
     assert "s3cr" not in redacted
     assert "PWD=***" in redacted
     assert "UID=app" in redacted
+
+
+def test_the_cosmos_key_comes_from_a_secret_file_and_stays_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "SAMPLE_COSMOS_KEY").write_text("a-real-key")
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path))
+
+    settings = SampleSettings()
+
+    assert settings.cosmos_key is not None
+    assert settings.cosmos_key.get_secret_value() == "a-real-key"
+    assert "a-real-key" not in repr(settings)
+
+
+def test_deployed_environments_refuse_the_cosmos_emulator_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SAMPLE_ENVIRONMENT", "prod")
+    monkeypatch.setenv("SAMPLE_STORE_URL", "cosmos://acct.documents.azure.com:443/shipping")
+    monkeypatch.setenv("SAMPLE_COSMOS_KEY", COSMOS_EMULATOR_KEY)
+
+    with pytest.raises(ValidationError, match="public emulator key"):
+        SampleSettings()

@@ -47,7 +47,7 @@ class ContainerSpec:
 
     def __post_init__(self) -> None:
         for name in (self.partition_key, *self.indexed):
-            _check_field(name)
+            check_field(name)
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
             raise ValueError(f"container names are lower_snake_case: {self.name!r}")
 
@@ -111,15 +111,18 @@ def partition_of(spec: ContainerSpec, body: Body) -> str:
 
 def check_filters(where: Sequence[Filter]) -> None:
     for name, operator, _ in where:
-        _check_field(name)
+        check_field(name)
         if operator not in _OPERATORS:
             raise ValueError(f"unknown operator {operator!r}")
 
 
-def _check_field(name: str) -> None:
+def check_field(name: str) -> None:
     # Field names end up inside SQL text on both backends, so only plain dotted names are allowed.
     if not _FIELD.fullmatch(name):
         raise ValueError(f"not a plain (dotted) field name: {name!r}")
+
+
+_check_field = check_field  # its earlier, private name
 
 
 def new_etag() -> str:
@@ -247,7 +250,7 @@ class _SqliteContainer:
     ) -> list[Document]:
         sql, params = self._where(where, partition)
         if order_by is not None:
-            _check_field(order_by)
+            check_field(order_by)
             sql += f" ORDER BY json_extract(body, '$.{order_by}') {'DESC' if descending else 'ASC'}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"

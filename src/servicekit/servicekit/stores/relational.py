@@ -12,8 +12,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import sqlite3
+import struct
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,7 +38,11 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True)
 class Dialect:
-    """How one database spells what the portable SQL cannot."""
+    """How one database spells what the portable SQL cannot.
+
+    Statements built from these templates are still parameterised with `?`: only table and column
+    names (constants of the calling code) and integers are formatted into the text.
+    """
 
     name: str
     # Column types, used in migrations as {key}, {text}, {real}, {timestamp}. Keys need a bounded type
@@ -44,8 +51,40 @@ class Dialect:
     types: Mapping[str, str]
     # SQL Server has no CREATE TABLE IF NOT EXISTS.
     create_table_if_missing: str = "CREATE TABLE IF NOT EXISTS {table} ({columns})"
-    # SQLSTATE classes (pyodbc) that mean "try again": lost connections, timeouts, deadlocks.
+    # Insert a row, or overwrite the row with its key. {new} names the row being written.
+    upsert: str = "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    upsert_new_row: str = "excluded"
+    # A page of an ordered result. SQL Server only pages after an ORDER BY.
+    page: str = "LIMIT {limit} OFFSET {offset}"
+    # How each statement gets a time limit on the server: a session setting run after connecting
+    # ({milliseconds}), or None for the ODBC query timeout attribute.
+    statement_timeout: str | None = None
+    # SQLSTATE prefixes (pyodbc) that mean "try again": lost connections, timeouts, deadlocks, a
+    # server that is starting or shutting down.
     transient_sqlstates: tuple[str, ...] = ()
+    # SQLSTATE prefixes after which the connection is dead, even if the driver still accepts calls.
+    connection_lost_sqlstates: tuple[str, ...] = ()
+
+    def upsert_sql(self, table: str, key: Sequence[str], columns: Sequence[str]) -> str:
+        """An upsert of `columns` (which include the `key` columns) into `table`, `?` per column."""
+        new = self.upsert_new_row
+        updates = [f"{name} = {new}.{name}" for name in columns if name not in key]
+        if not updates:
+            raise ValueError("an upsert needs a column besides the key")
+        return self.upsert.format(
+            table=table,
+            columns=", ".join(columns),
+            values=", ".join("?" for _ in columns),
+            key=", ".join(key),
+            match=" AND ".join(f"{table}.{name} = {new}.{name}" for name in key),
+            updates=", ".join(updates),
+            new=new,
+            new_values=", ".join(f"{new}.{name}" for name in columns),
+        )
+
+    def page_sql(self, limit: int, offset: int = 0) -> str:
+        """The clause that follows ORDER BY to keep `limit` rows after skipping `offset`."""
+        return self.page.format(limit=int(limit), offset=int(offset))
 
 
 DIALECTS: Mapping[str, Dialect] = {
@@ -61,7 +100,12 @@ DIALECTS: Mapping[str, Dialect] = {
             "real": "DOUBLE PRECISION",
             "timestamp": "VARCHAR(32)",
         },
-        transient_sqlstates=("08", "40", "53", "57P", "HYT"),
+        # psqlODBC refuses the ODBC connection timeout attribute; the server enforces this instead.
+        statement_timeout="SET statement_timeout = {milliseconds}",
+        # 08: connection, 40: serialization failure or deadlock, 53: out of resources,
+        # 57014: statement timeout, 57P: server shutting down or starting, HYT: driver timeout.
+        transient_sqlstates=("08", "40", "53", "57014", "57P", "HYT"),
+        connection_lost_sqlstates=("08", "57P"),
     ),
     "mssql": Dialect(
         "mssql",
@@ -72,7 +116,17 @@ DIALECTS: Mapping[str, Dialect] = {
             "timestamp": "VARCHAR(32)",
         },
         create_table_if_missing="IF OBJECT_ID(N'{table}', N'U') IS NULL CREATE TABLE {table} ({columns})",
+        # HOLDLOCK: without it two concurrent MERGEs of a new key can both take the INSERT branch.
+        upsert=(
+            "MERGE INTO {table} WITH (HOLDLOCK) USING (VALUES ({values})) AS {new} ({columns}) "
+            "ON {match} WHEN MATCHED THEN UPDATE SET {updates} "
+            "WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({new_values});"
+        ),
+        upsert_new_row="source",
+        page="OFFSET {offset} ROWS FETCH NEXT {limit} ROWS ONLY",
+        # 08: connection, 40: deadlock victim (40001), HYT: driver timeout.
         transient_sqlstates=("08", "40", "HYT"),
+        connection_lost_sqlstates=("08",),
     ),
 }
 
@@ -162,6 +216,11 @@ class _Backend(Protocol):
 
     def is_transient(self, exc: BaseException) -> bool: ...
 
+    def is_connection_lost(self, exc: BaseException) -> bool: ...
+
+    def ping(self, raw: Any) -> None:
+        """Raise if the connection no longer works."""
+
 
 class _SqliteBackend:
     def __init__(self, url: SqliteUrl, busy_timeout: float) -> None:
@@ -190,15 +249,62 @@ class _SqliteBackend:
             "locked" in message or "busy" in message or "unable to open" in message
         )
 
+    def is_connection_lost(self, exc: BaseException) -> bool:
+        return False  # a file does not hang up
+
+    def ping(self, raw: Any) -> None:
+        """A file does not hang up."""
+
+
+# The pre-connection attribute of Microsoft's ODBC drivers that carries a Microsoft Entra access token.
+SQL_COPT_SS_ACCESS_TOKEN = 1256
+AZURE_SQL_SCOPE = "https://database.windows.net/.default"
+
+
+class EntraAccessToken:
+    """Microsoft Entra access tokens for Azure SQL, in the form the ODBC driver takes them.
+
+    The token is fetched with azure-identity's `DefaultAzureCredential` (on AKS: workload identity)
+    and fetched again once it is within `refresh_margin` seconds of expiring. Open connections stay
+    authenticated after their token expires; only new connections need a fresh one.
+    """
+
+    def __init__(self, credential: Any = None, *, refresh_margin: float = 300.0) -> None:
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        self._credential = credential
+        self._refresh_margin = refresh_margin
+        self._lock = threading.Lock()
+        self._token: Any = None
+
+    def connection_attribute(self) -> bytes:
+        """The ACCESSTOKEN struct: the token's byte length (little-endian), then the token in UTF-16-LE."""
+        with self._lock:
+            if self._token is None or self._token.expires_on - time.time() < self._refresh_margin:
+                self._token = self._credential.get_token(AZURE_SQL_SCOPE)
+            encoded: bytes = self._token.token.encode("utf-16-le")
+        return struct.pack("<I", len(encoded)) + encoded
+
+
+_ODBC_CREDENTIAL_OPTIONS = ("uid", "pwd", "authentication", "trusted_connection")
+
 
 class _OdbcBackend:
     def __init__(self, url: OdbcUrl, timeout: float) -> None:
         # Imported here, not at the top: pyodbc needs libodbc, which only an ODBC deployment installs.
-        import pyodbc
+        try:
+            import pyodbc
+        except ImportError as exc:  # no libodbc.so.2: unixODBC is not installed
+            raise StoreUrlError(
+                f"an odbc: store needs pyodbc and the unixODBC library ({exc}); "
+                "on Debian: apt-get install unixodbc"
+            ) from exc
 
-        self.driver = pyodbc
+        self.driver: ModuleType = pyodbc
         self._url = url
-        self._timeout = max(1, round(timeout))
+        self._timeout = max(1, math.ceil(timeout))
         driver = url.driver.lower()
         if "postgres" in driver:
             self.dialect = DIALECTS["postgresql"]
@@ -206,14 +312,29 @@ class _OdbcBackend:
             self.dialect = DIALECTS["mssql"]
         else:
             raise StoreUrlError(f"no SQL dialect known for ODBC driver {url.driver!r}")
+        # Azure SQL without credentials in the connection string: the pod's Microsoft Entra identity.
+        self._entra_token: EntraAccessToken | None = None
+        if self.dialect.name == "mssql" and not any(
+            option in url.options for option in _ODBC_CREDENTIAL_OPTIONS
+        ):
+            self._entra_token = EntraAccessToken()
 
     def connect(self) -> Any:
+        attributes = {}
+        if self._entra_token is not None:
+            attributes[SQL_COPT_SS_ACCESS_TOKEN] = self._entra_token.connection_attribute()
         raw = self.driver.connect(
-            self._url.connection_string, autocommit=False, timeout=self._timeout
+            self._url.connection_string,
+            autocommit=False,
+            timeout=self._timeout,  # the login timeout
+            attrs_before=attributes or None,
         )
-        raw.timeout = (
-            self._timeout
-        )  # per statement, so a stalled server cannot hold a worker forever
+        # Per statement, so a stalled server cannot hold a worker thread forever.
+        if self.dialect.statement_timeout is None:
+            raw.timeout = self._timeout
+        else:
+            raw.execute(self.dialect.statement_timeout.format(milliseconds=self._timeout * 1000))
+            raw.commit()
         return raw
 
     def begin(self, raw: Any, *, write: bool) -> None:
@@ -222,8 +343,21 @@ class _OdbcBackend:
     def is_transient(self, exc: BaseException) -> bool:
         if isinstance(exc, self.driver.OperationalError | self.driver.InterfaceError):
             return True
-        sqlstate = str(exc.args[0]) if isinstance(exc, self.driver.Error) and exc.args else ""
-        return sqlstate.startswith(self.dialect.transient_sqlstates)
+        return self._sqlstate(exc).startswith(self.dialect.transient_sqlstates)
+
+    def is_connection_lost(self, exc: BaseException) -> bool:
+        return self._sqlstate(exc).startswith(self.dialect.connection_lost_sqlstates)
+
+    def ping(self, raw: Any) -> None:
+        raw.execute("SELECT 1").fetchall()
+        raw.rollback()
+
+    def _sqlstate(self, exc: BaseException) -> str:
+        return str(exc.args[0]) if isinstance(exc, self.driver.Error) and exc.args else ""
+
+
+class _ConnectionLostError(Exception):
+    """A unit of work failed because its connection broke; on a new connection it may succeed."""
 
 
 class RelationalStore:
@@ -254,6 +388,8 @@ class RelationalStore:
         self._timeout = timeout
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store")
         self._local = threading.local()
+        self._connections: set[Any] = set()  # every worker's, so that stop() can close them
+        self._connections_lock = threading.Lock()
         self._preparation = Preparation("relational", self._prepare_schema)
 
     @property
@@ -275,7 +411,12 @@ class RelationalStore:
 
     async def stop(self) -> None:
         await self._preparation.stop()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        with self._connections_lock:
+            connections, self._connections = self._connections, set()
+        for raw in connections:
+            with contextlib.suppress(Exception):
+                raw.close()
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         return await self._run(work, write=False, prepared=True)
@@ -287,7 +428,7 @@ class RelationalStore:
         loop = asyncio.get_running_loop()
         call = functools.partial(self._in_transaction, work, write)
         retrying = AsyncRetrying(
-            retry=retry_if_exception(self._backend.is_transient),
+            retry=retry_if_exception(self._is_transient),
             wait=wait_random_exponential(multiplier=0.02, max=0.25),
             reraise=True,
         )
@@ -303,10 +444,13 @@ class RelationalStore:
         except ConstraintViolationError:
             raise
         except Exception as exc:
-            if self._backend.is_transient(exc):
+            if self._is_transient(exc):
                 raise StoreUnavailableError(f"the database is unavailable: {exc}") from exc
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    def _is_transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, _ConnectionLostError) or self._backend.is_transient(exc)
 
     def _in_transaction(self, work: Callable[[Connection], T], write: bool) -> T:
         raw = self._connection()
@@ -315,26 +459,50 @@ class RelationalStore:
             result = work(Connection(raw, self._backend.dialect))
             raw.commit()
             return result
-        except BaseException as exc:
-            self._rollback_or_drop(raw)
+        except Exception as exc:
             if isinstance(exc, self._backend.driver.IntegrityError):
+                self._rollback_or_drop(raw)
                 raise ConstraintViolationError(str(exc)) from exc
+            if self._backend.is_connection_lost(exc) or not self._recovered(raw):
+                self._drop(raw)
+                raise _ConnectionLostError(f"the database connection was lost: {exc}") from exc
             raise
 
     def _connection(self) -> Any:
         raw = getattr(self._local, "connection", None)
         if raw is None:
-            raw = self._local.connection = self._backend.connect()
+            raw = self._backend.connect()
+            self._local.connection = raw
+            with self._connections_lock:
+                self._connections.add(raw)
         return raw
+
+    def _recovered(self, raw: Any) -> bool:
+        """Roll back, and answer whether the connection still works.
+
+        Some drivers report a connection the server ended as a general error (psqlODBC: HY000), and
+        only notice that it is gone when it is used again.
+        """
+        try:
+            raw.rollback()
+            self._backend.ping(raw)
+        except Exception:
+            return False
+        return True
 
     def _rollback_or_drop(self, raw: Any) -> None:
         try:
             raw.rollback()
         except Exception:
-            # The connection is broken (server restarted, network cut): the next call reconnects.
-            self._local.connection = None
-            with contextlib.suppress(Exception):
-                raw.close()
+            self._drop(raw)
+
+    def _drop(self, raw: Any) -> None:
+        """Forget a broken connection (server restarted, network cut): the next call reconnects."""
+        self._local.connection = None
+        with self._connections_lock:
+            self._connections.discard(raw)
+        with contextlib.suppress(Exception):
+            raw.close()
 
     async def _prepare_schema(self) -> None:
         await self._run(self._schema, write=True, prepared=False)
