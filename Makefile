@@ -8,13 +8,16 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 TEST_DIRS := $(wildcard src/servicekit/tests src/shipping/*/tests tests)
 
-.PHONY: help dev test lint format sync
+.PHONY: help dev demo test lint format sync
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-dev: sync ## run the services on their embedded SQLite stores
-	$(RUN) uvicorn package_service.app:app --host 127.0.0.1 --port 8082
+dev: sync ## run the whole system (gateway :8080 and the services) on embedded SQLite stores
+	@$(RUN) python -m devstack up
+
+demo: sync ## send a few deliveries through the gateway and watch them fly (starts the system if needed)
+	@$(RUN) python -m devstack demo
 
 test: lint ## lint, type-check and run every test
 	$(RUN) pytest $(PYTEST_ARGS)

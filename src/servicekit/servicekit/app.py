@@ -1,7 +1,7 @@
 """One call that turns a service's routers into a service: `create_service_app`.
 
-It wires what every service has (settings, JSON logs, request ids, problem+json errors, health probes,
-draining on SIGTERM) so a service's own `app.py` only says what is its own: its routers and the
+It wires what every service has (settings, JSON logs, telemetry, request ids, problem+json errors,
+health probes, draining on SIGTERM) so a service's own `app.py` only says what is its own: its routers and the
 resources its lifespan opens.
 """
 
@@ -19,6 +19,7 @@ from servicekit.logs import configure_logging
 from servicekit.problems import document_problems, install_problem_handlers
 from servicekit.requests import RequestContextMiddleware
 from servicekit.settings import ServiceSettings
+from servicekit.telemetry import configure_telemetry
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -38,6 +39,7 @@ def create_service_app(
     is ready only once it has been entered.
     """
     configure_logging(settings.service_name, settings.log_level)
+    telemetry = configure_telemetry(settings.service_name, version, settings.environment)
     lifecycle = health.Lifecycle()
 
     @asynccontextmanager
@@ -58,6 +60,7 @@ def create_service_app(
     app.state.lifecycle = lifecycle
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    telemetry.instrument_app(app)
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)

@@ -26,6 +26,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from opentelemetry import metrics
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 from tenacity import (
@@ -39,8 +40,18 @@ from tenacity import (
 )
 
 from servicekit.context import current_request_id
+from servicekit.telemetry import current_telemetry
 
 log = logging.getLogger(__name__)
+meter = metrics.get_meter("servicekit.clients")
+retries = meter.create_counter(
+    "servicekit.client.retries", unit="{retry}", description="Calls to another service retried"
+)
+breaker_openings = meter.create_counter(
+    "servicekit.client.circuit_breaker.openings",
+    unit="{opening}",
+    description="Times a circuit breaker opened on another service",
+)
 
 RETRIED_STATUSES = frozenset((429, 502, 503, 504))
 
@@ -120,6 +131,7 @@ class ServiceClient:
             ),
             transport=transport,
         )
+        current_telemetry().instrument_client(self._http)
         self._bulkhead = asyncio.Semaphore(self.policy.max_concurrency)
         self._breakers = breakers or AsyncCircuitBreakerFactory(
             default_threshold=self.policy.breaker_threshold,
@@ -230,13 +242,10 @@ class ServiceClient:
     def _log_retry(self, method: str, path: str) -> Any:
         def before_sleep(state: RetryCallState) -> None:
             outcome = state.outcome
-            what = (
-                repr(outcome.exception())
-                if outcome is not None and outcome.failed
-                else f"HTTP {outcome.result().status_code}"
-                if outcome is not None
-                else "?"
-            )
+            assert outcome is not None  # tenacity sleeps only after an attempt
+            failure = outcome.exception()
+            what = type(failure).__name__ if failure else f"HTTP {outcome.result().status_code}"
+            retries.add(1, {"downstream": self.name, "reason": what})
             log.info(
                 "retrying %s %s on %s in %.2f s (attempt %d): %s",
                 method,
@@ -244,11 +253,14 @@ class ServiceClient:
                 self.name,
                 state.upcoming_sleep,
                 state.attempt_number,
-                what,
+                repr(failure) if failure else what,
             )
 
         return before_sleep
 
     def _on_breaker_event(self, name: str, event_type: str, event: Any) -> None:
         if event_type == "state_changed":
-            log.warning("circuit breaker for %s is now %s", name, getattr(event, "state", "?"))
+            state = getattr(event, "state", "?")
+            log.warning("circuit breaker for %s is now %s", name, state)
+            if state == "opened":
+                breaker_openings.add(1, {"downstream": name})

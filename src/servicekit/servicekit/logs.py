@@ -1,4 +1,4 @@
-"""JSON logs on stdout, one object a line, each carrying the service and the request id.
+"""JSON logs on stdout, one object a line, each carrying the service, the request id and the trace.
 
 Container platforms collect stdout; one JSON object per line is what Azure Monitor and kubectl users
 can filter on without a parser per service.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 from servicekit.context import current_request_id
@@ -22,6 +23,10 @@ class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
         record.request_id = current_request_id()
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            record.trace_id = format(span.trace_id, "032x")
+            record.span_id = format(span.span_id, "016x")
         record.__dict__.pop("color_message", None)  # uvicorn's terminal variant of the message
         return True
 

@@ -193,6 +193,7 @@ class _SqliteBackend:
 
 class _OdbcBackend:
     def __init__(self, url: OdbcUrl, timeout: float) -> None:
+        # Imported here, not at the top: pyodbc needs libodbc, which only an ODBC deployment installs.
         import pyodbc
 
         self.driver = pyodbc
