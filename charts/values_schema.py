@@ -156,9 +156,7 @@ def workload(
                 },
             }
         ),
-        "smokeTest": strict(
-            {"path": string("^/"), "command": array(string(), minItems=1)}
-        ),
+        "smokeTest": strict({"path": string("^/"), "command": array(string(), minItems=1)}),
         **(extra or {}),
     }
     required = sorted(set(properties) - {"global", "common", "nameOverride"})
@@ -172,7 +170,9 @@ def workload(
         "allOf": [
             {
                 "description": "An identity needs the tenant and its client ID",
-                "if": {"properties": {"workloadIdentity": {"properties": {"enabled": {"const": True}}}}},
+                "if": {
+                    "properties": {"workloadIdentity": {"properties": {"enabled": {"const": True}}}}
+                },
                 "then": {
                     "properties": {
                         "azure": {"properties": {"tenantId": string(GUID)}},
@@ -182,10 +182,16 @@ def workload(
             },
             {
                 "description": "Secrets need the Key Vault's name and an identity to read them",
-                "if": {"properties": {"keyVault": {"properties": {"secrets": {"minProperties": 1}}}}},
+                "if": {
+                    "properties": {"keyVault": {"properties": {"secrets": {"minProperties": 1}}}}
+                },
                 "then": {
                     "properties": {
-                        "keyVault": {"properties": {"name": string(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")}},
+                        "keyVault": {
+                            "properties": {
+                                "name": string(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
+                            }
+                        },
                         "workloadIdentity": {"properties": {"enabled": {"const": True}}},
                     }
                 },
@@ -326,7 +332,11 @@ PLATFORM: Schema = {
         "dns": strict(
             {
                 "namespace": string(DNS_LABEL),
-                "podLabels": {"type": "object", "minProperties": 1, "additionalProperties": string()},
+                "podLabels": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "additionalProperties": string(),
+                },
             }
         ),
     },

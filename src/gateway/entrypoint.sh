@@ -3,7 +3,8 @@
 # directory (the root filesystem is read-only), then replace this shell with nginx.
 set -eu
 
-template=/etc/nginx/drone-delivery/nginx.conf.template
+# GATEWAY_TEMPLATE is for running this script outside the image (tests/gateway).
+template="${GATEWAY_TEMPLATE:-/etc/nginx/drone-delivery/nginx.conf.template}"
 : "${GATEWAY_LISTEN_PORT:?}" "${DELIVERY_UPSTREAM:?}" "${GATEWAY_RUNTIME_DIR:?}"
 : "${GATEWAY_MAX_BODY_SIZE:?}" "${GATEWAY_RATE_LIMIT:?}" "${GATEWAY_RATE_BURST:?}"
 
@@ -14,7 +15,8 @@ config="$GATEWAY_RUNTIME_DIR/nginx.conf"
 envsubst '${GATEWAY_LISTEN_PORT} ${DELIVERY_UPSTREAM} ${GATEWAY_RUNTIME_DIR} ${GATEWAY_MAX_BODY_SIZE} ${GATEWAY_RATE_LIMIT} ${GATEWAY_RATE_BURST}' \
     <"$template" >"$config"
 
-# nginx must stay in the foreground as the container's process; the template may say so itself.
+# nginx must stay in the foreground as the container's process; the template says so itself
+# (`daemon off;`), and a template that does not gets it here.
 if grep -Eq '^[[:space:]]*daemon[[:space:]]' "$config"; then
     exec nginx -e stderr -c "$config"
 fi

@@ -103,9 +103,10 @@ failureThreshold: {{ .failureThreshold }}
 {{- end -}}
 
 {{/*
-The container's environment: <PREFIX>ENVIRONMENT from `environment`, where secrets are mounted,
-OpenTelemetry's resource, then the chart's own settings (`env`, by name). Secrets are never here:
-they are files in SECRETS_DIR, named like the variable they stand for.
+The container's environment: <PREFIX>ENVIRONMENT from `environment`, where the secrets are mounted,
+the pod's whereabouts for telemetry (servicekit adds them to every span), then the chart's own
+settings (`env`, by name). Secrets are never here: they are files in SECRETS_DIR, each named like
+the variable it stands for.
 */}}
 {{- define "common.env" -}}
 {{- if .Values.settingsPrefix }}
@@ -116,14 +117,12 @@ they are files in SECRETS_DIR, named like the variable they stand for.
 - name: SECRETS_DIR
   value: {{ include "common.secretsMountPath" . | quote }}
 {{- end }}
-- name: K8S_POD_NAME
+{{- range $variable, $field := dict "K8S_POD_NAME" "metadata.name" "K8S_NAMESPACE_NAME" "metadata.namespace" "K8S_NODE_NAME" "spec.nodeName" }}
+- name: {{ $variable }}
   valueFrom:
     fieldRef:
-      fieldPath: metadata.name
-- name: OTEL_SERVICE_NAME
-  value: {{ include "common.name" . | quote }}
-- name: OTEL_RESOURCE_ATTRIBUTES
-  value: {{ printf "service.namespace=shipping,service.version=%s,deployment.environment.name=%s,k8s.namespace.name=%s,k8s.pod.name=$(K8S_POD_NAME)" (include "common.imageTag" .) .Values.environment .Release.Namespace | quote }}
+      fieldPath: {{ $field }}
+{{- end }}
 {{- range $name, $value := .Values.env }}
 - name: {{ $name }}
   value: {{ $value | quote }}
