@@ -59,13 +59,16 @@ def policies(rendered: Rendered, *, during_helm_test: bool = False) -> list[Mani
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    return selector.get("matchLabels", {}).items() <= labels.items()
+    wanted: dict[str, str] = selector.get("matchLabels", {})
+    return wanted.items() <= labels.items()
 
 
 def peer_matches(peer: Manifest, own_namespace: str, other: Pod | str) -> bool:
     if isinstance(other, str):  # an address outside the cluster
         block = peer.get("ipBlock")
-        return bool(block) and ipaddress.ip_address(other) in ipaddress.ip_network(block["cidr"])
+        if block is None:
+            return False
+        return ipaddress.ip_address(other) in ipaddress.ip_network(block["cidr"])
     if "ipBlock" in peer:
         return False
     if "namespaceSelector" in peer:

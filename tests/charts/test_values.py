@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
 
 import pytest
 from chart_rendering import CHARTS, WORKLOADS, template
@@ -12,11 +12,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_committed_schemas_are_the_generated_ones() -> None:
-    sys.path.insert(0, str(CHARTS))
-    try:
-        import values_schema
-    finally:
-        sys.path.remove(str(CHARTS))
+    spec = importlib.util.spec_from_file_location("values_schema", CHARTS / "values_schema.py")
+    assert spec is not None
+    assert spec.loader is not None
+    values_schema = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(values_schema)
     for chart, schema in values_schema.schemas().items():
         committed = json.loads((CHARTS / chart / "values.schema.json").read_text())
         assert committed == schema, f"run: uv run python charts/values_schema.py ({chart})"
