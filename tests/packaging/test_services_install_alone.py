@@ -1,8 +1,9 @@
 """Each service installs alone, from the lock file, with only servicekit beside it, and starts.
 
-This is the install recipe of the service images (`uv sync --frozen --no-dev --package <service>
---no-editable` over a copy of the repository holding only that service and servicekit), run here
-where no image can be built, so that a service that quietly imports a sibling fails before it ships.
+This is the install recipe of the service images (the last `uv sync` of the service's Dockerfile,
+`uv sync --frozen --no-dev --package <service> --no-editable`, over a copy of the repository holding
+only that service and servicekit), run here where no image can be built, so that a service that
+quietly imports a sibling fails before it ships.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from dockerfiles import uv_sync_commands
 
 from servicekit.testing import free_port
 
@@ -47,17 +49,11 @@ def installed_alone(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str
     venv = tmp_path / "venv"
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
     env.pop("VIRTUAL_ENV", None)
+    # The image's own command, read from its Dockerfile, so the two cannot drift apart.
+    install = uv_sync_commands(ROOT / "src" / "shipping" / service / "Dockerfile")[-1]
+    assert distribution in install
     subprocess.run(
-        [
-            uv(),
-            "sync",
-            "--frozen",
-            "--no-dev",
-            "--package",
-            distribution,
-            "--no-editable",
-            "--quiet",
-        ],
+        [uv(), *install[1:], "--quiet"],
         cwd=source,
         env=env,
         check=True,

@@ -1,7 +1,8 @@
 """OpenTelemetry traces, metrics and logs, exported where the configuration says, and nowhere otherwise.
 
 - `APPLICATIONINSIGHTS_CONNECTION_STRING` set: Azure Monitor, through Microsoft's OpenTelemetry
-  distribution (`azure-monitor-opentelemetry`), which also traces the Azure SDKs (Cosmos DB).
+  distribution (`azure-monitor-opentelemetry`), which also traces the Azure SDKs (Cosmos DB). In the
+  cluster it is a secret: a file of that name in `SECRETS_DIR`, like every other secret setting.
 - `OTEL_EXPORTER_OTLP_ENDPOINT` (or a per-signal `OTEL_EXPORTER_OTLP_*_ENDPOINT`) set: OTLP over HTTP,
   to a collector. With both set, both receive everything.
 - Neither: no provider, no instrumentation, no cost. The code's own spans and metrics go to the API's
@@ -22,10 +23,13 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from opentelemetry import metrics, trace
+
+from servicekit.settings import DEFAULT_SECRETS_DIR
 
 if TYPE_CHECKING:
     import httpx
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVICE_NAMESPACE = "shipping"
+_AZURE_MONITOR = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 _OTLP_ENDPOINTS = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -87,7 +92,8 @@ def configure_telemetry(service: str, version: str, environment: str) -> Telemet
     global _current
     if _current.enabled or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return _current
-    azure = bool(os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING"))
+    connection_string = azure_monitor_connection_string()
+    azure = bool(connection_string)
     otlp = any(os.environ.get(name) for name in _OTLP_ENDPOINTS)
     if not (azure or otlp):
         return _current
@@ -114,6 +120,7 @@ def configure_telemetry(service: str, version: str, environment: str) -> Telemet
         from azure.monitor.opentelemetry import configure_azure_monitor
 
         configure_azure_monitor(
+            connection_string=connection_string,
             resource=resource,
             logger_name="",
             span_processors=pipelines.get("spans", []),
@@ -139,6 +146,14 @@ def configure_telemetry(service: str, version: str, environment: str) -> Telemet
     _current = Telemetry(enabled=True, exporters=["azure-monitor"] * azure + ["otlp"] * otlp)
     log.info("telemetry exported to %s", ", ".join(_current.exporters))
     return _current
+
+
+def azure_monitor_connection_string() -> str:
+    """From the environment, or from the file the Key Vault CSI driver mounts in SECRETS_DIR."""
+    if value := os.environ.get(_AZURE_MONITOR, "").strip():
+        return value
+    secret = Path(os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR)) / _AZURE_MONITOR
+    return secret.read_text().strip() if secret.is_file() else ""
 
 
 def _otlp_pipelines() -> dict[str, list[Any]]:
