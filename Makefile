@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
-TEST_DIRS := $(wildcard src/servicekit/tests src/gateway/tests src/shipping/*/tests tests)
+TEST_DIRS := $(wildcard src/servicekit/tests src/gateway/tests src/shipping/*/tests tests/*)
 
 # The Azure Pipelines schema is not part of the project; it lies beside the clone.
 PIPELINES_SCHEMA ?= ../shared/schemas/azure-pipelines.schema.json

@@ -22,6 +22,7 @@ from servicekit.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {
+    "delivery": ("delivery-service", "delivery_service"),
     "package": ("package-service", "package_service"),
 }
 

@@ -1,0 +1,140 @@
+"""Intake: a delivery request becomes a stored delivery with pending work, before anyone is told so.
+
+The delivery is written (stage `Requested`, its `Created` event, work `schedule` with this replica's
+lease) before the request is answered, so an accepted request survives any crash after the answer.
+
+An `Idempotency-Key` makes retries safe: the first use of a key stores the answer it will give, with
+the delivery's id chosen in advance; every use (the first included, and concurrent ones) then makes
+sure that delivery exists, creating it if need be. A retry after a crash between the two writes
+therefore finishes the first attempt's work instead of starting a second delivery.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from delivery_service.leases import Kick, Leases
+from delivery_service.models import AcceptedDeliveryRequest, DeliveryRequest, EventKind, PackageInfo
+from delivery_service.settings import DeliverySettings
+from delivery_service.store import (
+    DeliveryRepository,
+    Goal,
+    IdempotencyRecord,
+    IdempotencyRepository,
+    PackageDetails,
+    Plan,
+    StoredDelivery,
+    Versioned,
+    Work,
+    digest,
+    utc_now,
+)
+from servicekit.problems import Problem
+from servicekit.stores.errors import DocumentExistsError
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class DeliveryIntake:
+    def __init__(
+        self,
+        deliveries: DeliveryRepository,
+        keys: IdempotencyRepository,
+        leases: Leases,
+        kick: Kick,
+        settings: DeliverySettings,
+    ) -> None:
+        self._deliveries = deliveries
+        self._keys = keys
+        self._leases = leases
+        self._kick = kick
+        self._settings = settings
+
+    async def accept(
+        self, request: DeliveryRequest, idempotency_key: str | None
+    ) -> AcceptedDeliveryRequest:
+        """Store a new delivery for the request (or find the one its key stands for)."""
+        accepted = accepted_for(request, new_id())
+        if idempotency_key is not None:
+            fingerprint = digest(request.model_dump(mode="json"))
+            record = await self._keys.first_use(
+                IdempotencyRecord(
+                    id=digest(idempotency_key),
+                    fingerprint=fingerprint,
+                    answer=accepted.model_dump(mode="json"),
+                )
+            )
+            if record.fingerprint != fingerprint:
+                raise Problem(
+                    422,
+                    "This Idempotency-Key was first used with a different request; "
+                    "use a new key for a new request.",
+                    title="Idempotency-Key reused",
+                    kind="idempotency-key-reused",
+                )
+            accepted = AcceptedDeliveryRequest.model_validate(record.answer)
+        await self.create(accepted)
+        return accepted
+
+    async def create(self, accepted: AcceptedDeliveryRequest) -> Versioned | None:
+        """Store the delivery; answer None when one with its id exists already."""
+        try:
+            created = await self._deliveries.create(self._new_delivery(accepted))
+        except DocumentExistsError:
+            return None
+        self._kick(accepted.delivery_id)
+        return created
+
+    def _new_delivery(self, accepted: AcceptedDeliveryRequest) -> StoredDelivery:
+        now = utc_now()
+        package = accepted.package_info
+        assert package.package_id is not None
+        delivery = StoredDelivery(
+            id=accepted.delivery_id,
+            owner_id=accepted.owner_id,
+            plan=Plan(
+                pickup=accepted.pickup_location,
+                dropoff=accepted.drop_off_location,
+                pickup_time=accepted.pickup_time,
+                deadline=accepted.deadline,
+            ),
+            expedited=accepted.expedited,
+            confirmation_required=accepted.confirmation_required,
+            package=PackageDetails(
+                id=package.package_id, size=package.size, weight=package.weight, tag=package.tag
+            ),
+            created_at=now,
+            updated_at=now,
+            created_month=now.strftime("%Y-%m"),
+            work=Work(
+                goal=Goal.SCHEDULE,
+                lease_owner=self._leases.owner,
+                lease_expires_at=self._leases.expiry(),
+                budget_ends_at=time.time() + self._settings.scheduling_budget_seconds,
+            ),
+        )
+        return delivery.with_event(EventKind.CREATED, time=now)
+
+
+def accepted_for(request: DeliveryRequest, delivery_id: str) -> AcceptedDeliveryRequest:
+    """The request as it will be served under `delivery_id`: defaults filled in, ids chosen."""
+    info = request.package_info
+    return AcceptedDeliveryRequest(
+        delivery_id=delivery_id,
+        owner_id=request.owner_id,
+        pickup_location=request.pickup_location,
+        drop_off_location=request.drop_off_location,
+        pickup_time=request.pickup_time or utc_now(),
+        deadline=request.deadline,
+        expedited=request.expedited,
+        confirmation_required=request.confirmation_required,
+        package_info=PackageInfo(
+            package_id=info.package_id or new_id(),
+            size=info.size,
+            weight=info.weight,
+            tag=info.tag,
+        ),
+    )
