@@ -21,6 +21,7 @@ from servicekit.testing import free_port
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {
     "package": ("package-service", "package_service"),
+    "scheduler": ("scheduler-service", "scheduler_service"),
 }
 
 
