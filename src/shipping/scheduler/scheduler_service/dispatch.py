@@ -9,7 +9,7 @@ the plan. They are written in that order:
 2. The drone is claimed with an ETag write that succeeds only while it is free: two deliveries
    can never both claim it, whichever replicas serve them.
 3. The request checks that the assignment still holds its plan (a later request may have changed
-   it), undoing its claim if not, and recalls any other drone claimed for the delivery.
+   it), and undoes its claim if not.
 
 A request that crashes after step 1 leaves a plan whose drone is not claimed: the repeated request
 claims it (if it is fresh and the drone still free) or plans again. One that crashes after step 2
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
 from scheduler_service.drones import (
     DroneBusyError,
@@ -47,12 +48,7 @@ from scheduler_service.models import (
     AssignmentStatus,
     Location,
 )
-from scheduler_service.planning import (
-    NoDroneFreeError,
-    able_drones,
-    choose_drone,
-    reserve_size,
-)
+from scheduler_service.planning import NoDroneFreeError, able_drones, choose_drone
 from scheduler_service.records import AssignmentRecord, DroneRecord, FlightPlan, StopKind
 from scheduler_service.settings import SchedulerSettings
 from scheduler_service.store import ContentionError, SchedulerStore, Versioned
@@ -97,7 +93,7 @@ class Dispatcher:
         self._store = store
         self._fleet = fleet
         self._speedup = settings.sim_speedup
-        self._reserve = reserve_size(settings.fleet_size, settings.expedited_reserve)
+        self._reserve_share = settings.expedited_reserve
         self._wait_for_fleet = settings.store_timeout_seconds
         self._clock = clock
 
@@ -115,21 +111,10 @@ class Dispatcher:
             fleet = await self._fleet_now()
             able_drones(fleet, request)  # undeliverable: say so before anything changes
             if current is not None:
-                plan = current.record.plan
-                state = await self._state(plan)
-                if current.record.request == wanted:
-                    if state is not PlanState.LAPSED:
-                        return Assigned(current.record, created=False)
-                    if now - plan.planned_at <= PLAN_FRESH_FOR and await self._settle(plan):
-                        return Assigned(current.record, created=False)
-                elif state is PlanState.COMPLETED or (
-                    state is PlanState.LIVE and is_aboard(plan, now)
-                ):
-                    raise PackageAboardError(plan.drone_id)
-                elif state is PlanState.LIVE:
-                    await self._recall(plan, even_aboard=False)
-                    fleet = await self._fleet_now()
-            drone = choose_drone(fleet, request, now=now, reserve=self._reserve)
+                if await self._answers(current.record, wanted, now):
+                    return Assigned(current.record, created=False)
+                fleet = await self._fleet_now()  # its drone may have been released just now
+            drone = choose_drone(fleet, request, now=now, reserve_share=self._reserve_share)
             plan = plan_delivery(drone, request, now=now, speedup=self._speedup)
             record = AssignmentRecord(
                 id=delivery_id,
@@ -193,6 +178,24 @@ class Dispatcher:
             progress=progress(plan, now) if live else 1.0,
         )
 
+    async def _answers(
+        self, current: AssignmentRecord, wanted: dict[str, Any], now: datetime
+    ) -> bool:
+        """Whether the delivery's plan answers the request, claiming its drone if a request that
+        died left it unclaimed. For a changed request, release the plan's drone and answer False,
+        or raise PackageAboardError once the package is aboard."""
+        plan = current.plan
+        state = await self._state(plan)
+        if current.request == wanted:
+            if state is not PlanState.LAPSED:
+                return True
+            return now - plan.planned_at <= PLAN_FRESH_FOR and await self._settle(plan)
+        if state is PlanState.COMPLETED or (state is PlanState.LIVE and is_aboard(plan, now)):
+            raise PackageAboardError(plan.drone_id)
+        if state is PlanState.LIVE:
+            await self._recall(plan, even_aboard=False)
+        return False
+
     async def _fleet_now(self) -> list[DroneRecord]:
         return [found.record for found in await self._store.drones.query()]
 
@@ -221,8 +224,13 @@ class Dispatcher:
         return True
 
     async def _settle(self, plan: FlightPlan) -> bool:
-        """Claim the plan's drone and make the plan the delivery's only claim; False (nothing
-        claimed) if the drone is taken or the delivery has moved on to another plan meanwhile."""
+        """Claim the plan's drone; False (and nothing claimed) if the drone is taken, or if the
+        delivery has moved on to another plan meanwhile.
+
+        Claims an earlier request left for the delivery are not recalled here: one of them may be
+        the live claim of a request that changed the plan just now. The background loop recalls
+        those the assignment does not hold (see `simulation`).
+        """
         try:
             claimed = await self._store.drones.change(
                 plan.drone_id, plan.drone_id, lambda drone: claim(drone, plan, now=self._clock())
@@ -235,10 +243,6 @@ class Dispatcher:
         if await self._store.assigned_plan_id(plan.delivery_id) != plan.plan_id:
             await self._recall(plan, even_aboard=True)
             return False
-        for found in await self._store.drones.query(("deliveryId", "=", plan.delivery_id)):
-            other = found.record.flight
-            if other is not None and other.plan_id != plan.plan_id:
-                await self._recall(other, even_aboard=True)
         return True
 
     async def _recall(self, plan: FlightPlan, *, even_aboard: bool) -> None:

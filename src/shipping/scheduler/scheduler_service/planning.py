@@ -2,7 +2,7 @@
 round trip (base, pickup, drop-off, base) within its range.
 
 Expedited deliveries come first when drones are scarce: a non-expedited delivery may not take one
-of the last `reserve` free drones of the fleet, an expedited one may take any free drone.
+of the last free drones kept in reserve (a share of the fleet), an expedited one may take any.
 """
 
 from __future__ import annotations
@@ -61,7 +61,11 @@ def able_drones(fleet: Sequence[DroneRecord], request: AssignmentRequest) -> lis
 
 
 def choose_drone(
-    fleet: Sequence[DroneRecord], request: AssignmentRequest, *, now: datetime, reserve: int
+    fleet: Sequence[DroneRecord],
+    request: AssignmentRequest,
+    *,
+    now: datetime,
+    reserve_share: float,
 ) -> DroneRecord:
     """The drone to claim for the request. Of drones at the same distance, the one that lifts least,
     so that heavy lifters stay free for heavy packages."""
@@ -73,6 +77,7 @@ def choose_drone(
             f"Every drone that can fly this delivery is busy; the first is due back in {wait} s.",
             wait,
         )
+    reserve = reserve_size(len(fleet), reserve_share)
     if not request.expedited and sum(drone.flight is None for drone in fleet) <= reserve:
         wait = retry_after(fleet, now)
         raise NoDroneFreeError(

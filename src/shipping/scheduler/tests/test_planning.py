@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from scheduler_service.drones import claim
+from scheduler_service.fleet import make_fleet
 from scheduler_service.flights import flying_time, plan_delivery, route_km
 from scheduler_service.geo import EARTH_RADIUS_KM, GeoPoint, distance_km, point_between
 from scheduler_service.models import AssignmentRequest, PackageSize
@@ -19,6 +20,7 @@ from scheduler_service.planning import (
     retry_after,
 )
 from scheduler_service.records import DroneRecord, StopKind
+from scheduler_service.settings import SchedulerSettings
 
 NOW = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
 SEATTLE = GeoPoint(47.6062, -122.3321)
@@ -144,7 +146,7 @@ def test_the_nearest_free_capable_drone_is_chosen() -> None:
     near, far = drone("near", north(SEATTLE, -1)), drone("far", north(SEATTLE, -5))
     nearest_but_busy = busy(drone("busy", SEATTLE))
 
-    chosen = choose_drone([far, nearest_but_busy, near], request(), now=NOW, reserve=0)
+    chosen = choose_drone([far, nearest_but_busy, near], request(), now=NOW, reserve_share=0)
 
     assert chosen.id == "near"
 
@@ -155,21 +157,21 @@ def test_drones_that_cannot_carry_the_package_are_passed_over() -> None:
     able = drone("able", north(SEATTLE, -8), payload=10, size=PackageSize.LARGE)
     job = request(packageDetail={"id": "p", "size": "Large", "weight": 8})
 
-    assert choose_drone([small, weak, able], job, now=NOW, reserve=0).id == "able"
+    assert choose_drone([small, weak, able], job, now=NOW, reserve_share=0).id == "able"
 
 
 def test_drones_that_cannot_fly_the_round_trip_are_passed_over() -> None:
     short = drone("short", SEATTLE, range_km=3.9)  # the trip is 2 + 2 km
     enough = drone("enough", north(SEATTLE, -0.5), range_km=5.5)
 
-    assert choose_drone([short, enough], request(), now=NOW, reserve=0).id == "enough"
+    assert choose_drone([short, enough], request(), now=NOW, reserve_share=0).id == "enough"
 
 
 def test_of_drones_equally_near_the_lightest_lifter_is_chosen() -> None:
     heavy = drone("a-heavy", payload=25, size=PackageSize.LARGE)
     light = drone("b-light", payload=3, size=PackageSize.SMALL)
 
-    assert choose_drone([heavy, light], request(), now=NOW, reserve=0).id == "b-light"
+    assert choose_drone([heavy, light], request(), now=NOW, reserve_share=0).id == "b-light"
 
 
 @pytest.mark.parametrize(
@@ -189,7 +191,7 @@ def test_a_package_no_drone_can_carry_is_undeliverable(
     ]
 
     with pytest.raises(UndeliverableError, match=reason):
-        choose_drone(fleet, request(packageDetail=package), now=NOW, reserve=0)
+        choose_drone(fleet, request(packageDetail=package), now=NOW, reserve_share=0)
 
 
 def test_a_trip_out_of_every_capable_drones_range_is_undeliverable() -> None:
@@ -197,7 +199,7 @@ def test_a_trip_out_of_every_capable_drones_range_is_undeliverable() -> None:
     portland = GeoPoint(45.5152, -122.6784)
 
     with pytest.raises(UndeliverableError, match="out of range") as raised:
-        choose_drone(fleet, request(dropoff=portland), now=NOW, reserve=0)
+        choose_drone(fleet, request(dropoff=portland), now=NOW, reserve_share=0)
 
     assert "longest range among those drones is 20 km" in str(raised.value)
 
@@ -210,7 +212,7 @@ def test_when_every_capable_drone_is_busy_retry_after_the_first_landing() -> Non
     ]
 
     with pytest.raises(NoDroneFreeError) as raised:
-        choose_drone(fleet, request(), now=NOW, reserve=0)
+        choose_drone(fleet, request(), now=NOW, reserve_share=0)
 
     assert raised.value.retry_after == 43
 
@@ -228,9 +230,18 @@ def test_non_expedited_deliveries_leave_the_reserve_to_expedited_ones() -> None:
     fleet = [busy(drone("busy")), drone("last", north(SEATTLE, -1))]
 
     with pytest.raises(NoDroneFreeError, match="kept for expedited"):
-        choose_drone(fleet, request(), now=NOW, reserve=1)
-    assert choose_drone(fleet, request(expedited=True), now=NOW, reserve=1).id == "last"
-    assert choose_drone(fleet, request(), now=NOW, reserve=0).id == "last"
+        choose_drone(fleet, request(), now=NOW, reserve_share=0.5)
+    assert choose_drone(fleet, request(expedited=True), now=NOW, reserve_share=0.5).id == "last"
+    assert choose_drone(fleet, request(), now=NOW, reserve_share=0).id == "last"
+
+
+def test_a_typical_delivery_is_completed_within_30_seconds_at_the_default_speedup() -> None:
+    slowest = min(make_fleet(SchedulerSettings().fleet_size), key=lambda d: d.speed_kmh)
+    typical = request(north(slowest.base, 3), north(slowest.base, 8))  # 3 km there, 5 km on
+
+    plan = plan_delivery(slowest, typical, now=NOW, speedup=SchedulerSettings().sim_speedup)
+
+    assert plan.stops[2].at - NOW < timedelta(seconds=30)
 
 
 def test_the_reserve_is_a_share_of_the_fleet_rounded_down() -> None:
