@@ -124,7 +124,9 @@ async def assign_drone(
         ) from None
     except PackageAboardError:
         raise Problem(409, PACKAGE_ABOARD, kind="package-aboard") from None
-    if not assigned.created:
+    if assigned.created:
+        response.headers["Location"] = f"/api/dronedeliveries/{delivery_id}"
+    else:
         response.status_code = status.HTTP_200_OK
     return assignment_view(assigned.record)
 

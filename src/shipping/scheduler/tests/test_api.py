@@ -87,6 +87,7 @@ async def test_a_delivery_gets_the_nearest_drone_that_can_carry_it(
     response = await scheduler.put("/api/dronedeliveries/d1", json=delivery("d1", near=NORTHGATE))
 
     assert response.status_code == 201
+    assert response.headers["location"] == "/api/dronedeliveries/d1"
     body = response.json()
     assert body["deliveryId"] == "d1"
     assert body["droneId"] == "drone-002", "its base is 1 km from the pickup"
@@ -346,7 +347,7 @@ async def test_a_drone_released_in_the_air_flies_home_and_is_free_when_it_lands(
 ) -> None:
     assigned = await scheduler.put("/api/dronedeliveries/d1", json=delivery("d1", pickup_km=3))
     drone_id = assigned.json()["droneId"]
-    await asyncio.sleep(1)  # some 20 m towards the pickup, in real time: as long to fly back
+    await asyncio.sleep(1.5)  # some 30 m towards the pickup, in real time: as long to fly back
 
     released = await scheduler.delete("/api/dronedeliveries/d1")
     returning = await drone(scheduler, drone_id)
@@ -380,8 +381,8 @@ async def test_once_the_package_is_aboard_it_can_no_longer_change(tmp_path: Path
 
 
 async def test_the_assignment_shows_the_drone_moving_to_completion(tmp_path: Path) -> None:
-    async with scheduler_client(tmp_path, sim_speedup=600) as scheduler:
-        assigned = await scheduler.put(
+    async with scheduler_client(tmp_path, sim_speedup=400) as scheduler:
+        assigned = await scheduler.put(  # about 0.4 s to the pickup, 0.7 s on, 1.1 s home
             "/api/dronedeliveries/d1", json=delivery("d1", pickup_km=2, dropoff_km=5)
         )
         seen: list[dict[str, Any]] = []

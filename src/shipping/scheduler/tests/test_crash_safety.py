@@ -32,7 +32,7 @@ from scheduler_service.records import AssignmentRecord, FlightPlan
 from scheduler_service.settings import SchedulerSettings
 from scheduler_service.store import SchedulerStore, open_scheduler_store
 
-GRACE = 0.5
+GRACE = 1.0
 
 
 @dataclass
