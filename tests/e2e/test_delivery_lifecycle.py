@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from conftest import TERMINAL, delivery_request, wait_for_stage
+from e2e_support import TERMINAL, delivery_request, wait_for_stage
 
 PROBLEM_JSON = "application/problem+json"
 

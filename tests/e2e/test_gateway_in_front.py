@@ -6,7 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from conftest import RATE_LIMIT, delivery_request
+from e2e_support import RATE_LIMIT, delivery_request
 
 PROBLEM_JSON = "application/problem+json"
 

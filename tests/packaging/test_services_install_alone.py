@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {
     "delivery": ("delivery-service", "delivery_service"),
     "package": ("package-service", "package_service"),
+    "scheduler": ("scheduler-service", "scheduler_service"),
 }
 
 

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from servicekit.stores.documents import ContainerSpec, DocumentStore, SqliteDocumentStore
 from servicekit.stores.urls import CosmosUrl, SqliteUrl, StoreUrlError, parse_store_url
+
+if TYPE_CHECKING:
+    from servicekit.settings import ServiceSettings
+
+
+def service_document_store(
+    settings: ServiceSettings, containers: Sequence[ContainerSpec]
+) -> DocumentStore:
+    """The document store a service's settings name: its store URL, time limit and Cosmos key."""
+    return open_document_store(
+        settings.store_url,
+        containers,
+        timeout=settings.store_timeout_seconds,
+        key=settings.cosmos_key,
+    )
 
 
 def open_document_store(

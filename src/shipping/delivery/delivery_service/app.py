@@ -30,7 +30,7 @@ from delivery_service.sweeper import Sweeper
 from delivery_service.tracking import DeliveryTracking
 from delivery_service.workflow import Workflow
 from servicekit import ServiceClient, create_service_app
-from servicekit.stores import open_document_store
+from servicekit.stores import service_document_store
 
 
 def create_app(settings: DeliverySettings | None = None) -> FastAPI:
@@ -39,9 +39,7 @@ def create_app(settings: DeliverySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            store = open_document_store(
-                settings.store_url, CONTAINERS, timeout=settings.store_timeout_seconds
-            )
+            store = service_document_store(settings, CONTAINERS)
             await store.start()
             stack.push_async_callback(store.stop)
             policy = settings.call_policy()

@@ -1,0 +1,1 @@
+"""The scheduler service: Fabrikam's drone fleet, which drone flies which delivery, and the flights."""

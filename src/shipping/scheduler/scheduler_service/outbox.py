@@ -1,0 +1,112 @@
+"""The outbox: notifications to the delivery service, kept in the store until it acknowledges them.
+
+A milestone puts its notification here (see `drones`); every replica sends what is due. Per delivery
+only the earliest notification is sent, and the next one only once that one is acknowledged, so they
+arrive in order. A replica takes a notification for one attempt with a conditional write (a lease),
+so replicas do not send it side by side; a failed attempt is retried with exponential backoff for as
+long as it takes. Each notification has a stable `eventId`, so a repeat (a lease that ran out while
+the post was in flight) takes effect once at the delivery service.
+
+The delivery service acknowledges with 2xx; 404 (no such delivery) and 409 (its stage does not allow
+the event, e.g. Cancelled) are final answers too. Anything else, or no answer, is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from scheduler_service.flights import utc_now
+from scheduler_service.records import NotificationRecord
+from scheduler_service.store import Repository, Versioned
+from servicekit.clients import CallPolicy, DownstreamUnavailableError, ServiceClient
+from servicekit.stores.errors import PreconditionFailedError
+
+log = logging.getLogger(__name__)
+
+DELIVERY_POLICY = CallPolicy(
+    attempt_timeout=2.0,
+    deadline=3.0,
+    max_attempts=2,
+    backoff_initial=0.05,
+    backoff_max=0.5,
+    breaker_open_seconds=1.0,
+    max_concurrency=16,
+)
+"""One short attempt per send: the outbox itself retries, for as long as it takes."""
+
+LEASE = timedelta(seconds=DELIVERY_POLICY.deadline + 1)
+FIRST_BACKOFF_SECONDS = 0.25
+FINAL_STATUSES = frozenset((404, 409))
+BATCH = 500
+
+
+class Outbox:
+    def __init__(
+        self,
+        notifications: Repository[NotificationRecord],
+        delivery_service: ServiceClient,
+        *,
+        max_backoff_seconds: float,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._notifications = notifications
+        self._delivery_service = delivery_service
+        self._max_backoff = max_backoff_seconds
+        self._clock = clock
+
+    async def send_due(self) -> None:
+        # A delivery's notifications sort together by orderKey, its earliest first, so whenever
+        # a batch holds any of them it holds the earliest.
+        waiting = await self._notifications.query(order_by="orderKey", limit=BATCH)
+        earliest: dict[str, Versioned[NotificationRecord]] = {}
+        for found in waiting:
+            earliest.setdefault(found.record.delivery_id, found)
+        now = self._clock()
+        due = [found for found in earliest.values() if found.record.next_attempt_at <= now]
+        await asyncio.gather(*(self._send(found) for found in due))
+
+    async def _send(self, found: Versioned[NotificationRecord]) -> None:
+        record = found.record
+        attempt = record.model_copy(
+            update={"attempts": record.attempts + 1, "next_attempt_at": self._clock() + LEASE}
+        )
+        try:
+            leased = await self._notifications.replace(found, attempt)
+        except PreconditionFailedError:
+            return  # another replica is sending it
+        path = f"/api/deliveries/{record.delivery_id}/{record.route}"
+        try:
+            response = await self._delivery_service.post(path, json=record.body)
+        except DownstreamUnavailableError as exc:
+            outcome = exc.reason
+        else:
+            if response.is_success or response.status_code in FINAL_STATUSES:
+                if not response.is_success:
+                    log.info("%s answered %d; dropping %s", path, response.status_code, record.id)
+                await self._notifications.delete(record.id, record.delivery_id)
+                return
+            outcome = f"HTTP {response.status_code}"
+        backoff = self._backoff(record.attempts)
+        log.info(
+            "notification %s to %s not acknowledged (%s); next attempt in %.1f s",
+            record.id,
+            path,
+            outcome,
+            backoff,
+        )
+        retry = attempt.model_copy(
+            update={"next_attempt_at": self._clock() + timedelta(seconds=backoff)}
+        )
+        with contextlib.suppress(
+            PreconditionFailedError
+        ):  # the lease ran out: another replica has it
+            await self._notifications.replace(leased, retry)
+
+    def _backoff(self, attempts: int) -> float:
+        ceiling = min(self._max_backoff, FIRST_BACKOFF_SECONDS * 2 ** min(attempts, 16))
+        return random.uniform(ceiling / 2, ceiling)
