@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from contextlib import ExitStack
@@ -20,8 +21,8 @@ from devstack.stack import Stack, StackSettings
 # Places around Seattle, where the simulated fleet is based.
 PLACES = {
     "Space Needle": (47.6205, -122.3493),
-    "Pike Place Market": (47.6097, -122.3422),
-    "University of Washington": (47.6553, -122.3035),
+    "Pike Place": (47.6097, -122.3422),
+    "UW campus": (47.6553, -122.3035),
     "Fremont Troll": (47.6510, -122.3473),
     "Seward Park": (47.5502, -122.2564),
     "Ballard Locks": (47.6654, -122.3972),
@@ -30,6 +31,13 @@ PLACES = {
     "Georgetown": (47.5480, -122.3213),
     "Green Lake": (47.6801, -122.3287),
 }
+# Drones fly 10-40 km on a charge, from their base and back: the demo keeps to short hops.
+NEARBY_PAIRS = [
+    (a, b)
+    for a in sorted(PLACES)
+    for b in sorted(PLACES)
+    if a != b and math.dist(PLACES[a], PLACES[b]) < 0.06  # degrees: about 5 km here
+]
 STAGES = ["Requested", "Scheduled", "HeadedToPickup", "HeadedToDropoff", "Completed"]
 TERMINAL = {"Completed", "Cancelled", "Failed"}
 
@@ -61,6 +69,9 @@ def run_demo(settings: StackSettings, *, deliveries: int, timeout: float) -> int
                     live.update(_table(tracked))
                     time.sleep(0.5)
     completed = sum(t.stage == "Completed" for t in tracked)
+    for delivery in tracked:
+        if delivery.reason:
+            console.print(f"{delivery.delivery_id[:8]} {delivery.stage}: {delivery.reason}")
     console.print(f"{completed} of {len(tracked)} deliveries completed.")
     return 0 if completed == len(tracked) else 1
 
@@ -73,7 +84,7 @@ def _is_up(gateway_url: str) -> bool:
 
 
 def _request_delivery(client: httpx.Client, number: int) -> Tracked:
-    pickup, dropoff = random.sample(sorted(PLACES), 2)
+    pickup, dropoff = random.choice(NEARBY_PAIRS)
     response = client.post(
         "/api/deliveryrequests",
         json={
@@ -110,21 +121,21 @@ def _refresh(client: httpx.Client, delivery: Tracked) -> None:
 
 
 def _table(tracked: list[Tracked]) -> Table:
-    table = Table(title="Drone Delivery demo", expand=True)
+    table = Table(title="Drone Delivery demo")
     table.add_column("delivery", no_wrap=True)
     table.add_column("route")
     table.add_column("drone", no_wrap=True)
-    table.add_column("progress", ratio=1)
     table.add_column("stage", no_wrap=True)
+    table.add_column("progress", no_wrap=True)
     table.add_column("drop-off in", justify="right", no_wrap=True)
     for delivery in tracked:
         done = STAGES.index(delivery.stage) if delivery.stage in STAGES else 0
         table.add_row(
-            delivery.delivery_id[:12],
+            delivery.delivery_id[:8],
             delivery.route,
             delivery.drone,
-            ProgressBar(total=len(STAGES) - 1, completed=done),
-            delivery.stage + (f" ({delivery.reason})" if delivery.reason else ""),
+            delivery.stage,
+            ProgressBar(total=len(STAGES) - 1, completed=done, width=16),
             _seconds_until(delivery.dropoff_eta) if delivery.stage not in TERMINAL else "",
         )
     return table
