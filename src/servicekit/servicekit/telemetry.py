@@ -22,12 +22,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from opentelemetry import metrics, trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from servicekit.settings import DEFAULT_SECRETS_DIR
 
@@ -222,3 +225,38 @@ def _pseudonymise_query(span: trace.Span, scope: dict[str, Any]) -> None:
         for key, value in parse_qsl(query, keep_blank_values=True)
     ]
     span.set_attribute("url.query", urlencode(pairs))
+
+
+# --- Background work and its trace ------------------------------------------------------------------
+_propagator = TraceContextTextMapPropagator()
+
+
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the current span, to store with work that outlives the request."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextmanager
+def background_span(
+    tracer: trace.Tracer,
+    name: str,
+    traceparent: str | None,
+    attributes: Mapping[str, str | int | float | bool] | None = None,
+) -> Iterator[trace.Span]:
+    """A span for work a request started but that runs later or elsewhere.
+
+    Inside the request's own trace (a task the request started) it is a child like any other span.
+    Elsewhere (a sweeper resuming a delivery, a replica sending a notification) it starts a trace of
+    its own, linked to the request's, so each can be found from the other.
+    """
+    links: list[trace.Link] = []
+    if traceparent:
+        origin = trace.get_current_span(_propagator.extract({"traceparent": traceparent}))
+        origin_context = origin.get_span_context()
+        current_context = trace.get_current_span().get_span_context()
+        if origin_context.is_valid and origin_context.trace_id != current_context.trace_id:
+            links.append(trace.Link(origin_context))
+    with tracer.start_as_current_span(name, links=links, attributes=attributes) as span:
+        yield span

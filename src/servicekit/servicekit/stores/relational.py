@@ -19,11 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
+from opentelemetry import trace
 from tenacity import AsyncRetrying, retry_if_exception, wait_random_exponential
 
 from servicekit.stores.errors import ConstraintViolationError, StoreUnavailableError
@@ -31,6 +33,7 @@ from servicekit.stores.preparation import Preparation
 from servicekit.stores.urls import OdbcUrl, SqliteUrl, StoreUrlError, parse_store_url
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -419,10 +422,20 @@ class RelationalStore:
                 raw.close()
 
     async def read(self, work: Callable[[Connection], T]) -> T:
-        return await self._run(work, write=False, prepared=True)
+        with self._span("read"):
+            return await self._run(work, write=False, prepared=True)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
-        return await self._run(work, write=True, prepared=True)
+        with self._span("write"):
+            return await self._run(work, write=True, prepared=True)
+
+    def _span(self, operation: str) -> AbstractContextManager[trace.Span]:
+        system = self.dialect.name
+        return _tracer.start_as_current_span(
+            f"{system} {operation}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"db.system.name": system, "db.operation.name": operation},
+        )
 
     async def _run(self, work: Callable[[Connection], T], *, write: bool, prepared: bool) -> T:
         loop = asyncio.get_running_loop()

@@ -32,6 +32,7 @@ from delivery_service.locations import Location
 from delivery_service.models import ConfirmationType, EventKind, PackageSize, Stage
 from servicekit.stores.documents import Container, ContainerSpec
 from servicekit.stores.errors import DocumentExistsError
+from servicekit.telemetry import current_traceparent
 
 DELIVERIES = "deliveries"
 EVENTS = "delivery_events"
@@ -113,6 +114,15 @@ class Goal(StrEnum):
     """Release the drone, delete the package if ours, and end in `conclusion`."""
 
 
+class FailureCause(StrEnum):
+    """Why a delivery failed, in a word a dashboard can group by (the reason says it in full)."""
+
+    PACKAGE_REFUSED = "package_refused"
+    UNDELIVERABLE = "undeliverable"
+    DEADLINE = "deadline"
+    BUDGET_SPENT = "budget_spent"
+
+
 class Work(StoredModel):
     """Work pending on a delivery, and the lease of the replica doing it."""
 
@@ -132,6 +142,13 @@ class Work(StoredModel):
     )
     conclusion: Stage | None = Field(default=None, description="Compensation: Cancelled or Failed.")
     reason: str | None = None
+    cause: FailureCause | None = Field(
+        default=None, description="Why a delivery fails, in one word: the failure metric's label."
+    )
+    traceparent: str | None = Field(
+        default_factory=current_traceparent,
+        description="The trace of the request (or step) that gave this work; its spans link to it.",
+    )
 
 
 class ChangeOutcome(StoredModel):
@@ -157,6 +174,7 @@ class StoredEvent(StoredModel):
     pickup_eta: datetime | None = None
     dropoff_eta: datetime | None = None
     reason: str | None = None
+    cause: FailureCause | None = None
     confirmation_type: ConfirmationType | None = None
     recorded_at: datetime = Field(default_factory=utc_now)
 

@@ -12,11 +12,15 @@ import logging
 import random
 import time
 
+from opentelemetry import trace
+
 from delivery_service.leases import Kick, Leases
 from delivery_service.store import DeliveryRepository
 from servicekit.stores.errors import PreconditionFailedError, StoreError
+from servicekit.telemetry import background_span
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 class Sweeper:
@@ -55,7 +59,15 @@ class Sweeper:
             except PreconditionFailedError:
                 continue  # another replica claimed it first, or it changed: not ours
             log.info("resuming delivery %s, whose lease had expired", current.delivery.id)
-            self._kick(current.delivery.id)
+            work = current.delivery.work
+            # The resumed work runs in a trace of its own, linked to the request that gave it.
+            with background_span(
+                tracer,
+                "delivery sweeper resume",
+                work.traceparent if work is not None else None,
+                {"delivery.id": current.delivery.id},
+            ):
+                self._kick(current.delivery.id)
             claimed += 1
         return claimed
 

@@ -24,6 +24,8 @@ import random
 import time
 from datetime import datetime
 
+from opentelemetry import trace
+
 from delivery_service.leases import Leases
 from delivery_service.models import EventKind, Stage
 from delivery_service.neighbours import (
@@ -36,11 +38,13 @@ from delivery_service.neighbours import (
     SchedulerService,
     TryLater,
 )
+from delivery_service.outcomes import count_if_final
 from delivery_service.settings import DeliverySettings
 from delivery_service.store import (
     ChangeOutcome,
     DeliveryRepository,
     EventRepository,
+    FailureCause,
     Goal,
     Plan,
     StoredDelivery,
@@ -49,8 +53,10 @@ from delivery_service.store import (
     utc_now,
 )
 from servicekit.stores.errors import PreconditionFailedError, StoreUnavailableError
+from servicekit.telemetry import background_span
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 PICKED_UP = "The drone has already picked the package up."
 
@@ -114,28 +120,38 @@ class Workflow:
                 await self._pause(self._backoff(failures), wake)
                 continue
 
-            pause = 0.0
-            try:
-                updated = await self._advance(delivery)
-                failures = 0
-            except TryLater as later:
-                failures += 1
-                updated, pause = self._after_try_later(delivery, later, failures)
+            work = delivery.work
+            assert work is not None
+            with background_span(
+                tracer,
+                f"delivery workflow {work.goal.value}",
+                work.traceparent,
+                {"delivery.id": delivery_id, "delivery.stage": delivery.stage.value},
+            ):
+                pause = 0.0
+                try:
+                    updated = await self._advance(delivery)
+                    failures = 0
+                except TryLater as later:
+                    failures += 1
+                    updated, pause = self._after_try_later(delivery, later, failures)
 
-            try:
-                saved = await self._deliveries.replace(self._leases.renewed(updated), current.etag)
-            except PreconditionFailedError:
-                log.info(
-                    "delivery %s changed meanwhile; continuing from what is stored", delivery_id
-                )
-                continue
-            except StoreUnavailableError as exc:
-                failures += 1
-                log.warning("delivery %s: checkpoint not written: %s", delivery_id, exc)
-                pause = self._backoff(failures)
-            else:
-                if saved.delivery.work is None:
-                    return
+                try:
+                    saved = await self._deliveries.replace(
+                        self._leases.renewed(updated), current.etag
+                    )
+                except PreconditionFailedError:
+                    log.info(
+                        "delivery %s changed meanwhile; continuing from what is stored", delivery_id
+                    )
+                    continue
+                except StoreUnavailableError as exc:
+                    failures += 1
+                    log.warning("delivery %s: checkpoint not written: %s", delivery_id, exc)
+                    pause = self._backoff(failures)
+                else:
+                    if saved.delivery.work is None:
+                        return
             if pause > 0:
                 await self._pause(pause, wake)
 
@@ -144,7 +160,8 @@ class Workflow:
         if not delivery.outbox:
             return delivery
         for event in delivery.outbox:
-            await self._events.add(event)
+            if await self._events.add(event):
+                count_if_final(event)
         return delivery.model_copy(update={"outbox": []})
 
     async def _advance(self, delivery: StoredDelivery) -> StoredDelivery:
@@ -172,7 +189,11 @@ class Workflow:
             try:
                 existed = await self._packages.exists(delivery.package.id)
             except Refused as refused:
-                return self._failing(delivery, f"The package was refused: {refused.reason}")
+                return self._failing(
+                    delivery,
+                    FailureCause.PACKAGE_REFUSED,
+                    f"The package was refused: {refused.reason}",
+                )
             return delivery.changed(
                 progress=progress.model_copy(update={"package_owned": not existed})
             )
@@ -188,7 +209,11 @@ class Workflow:
                     ),
                 )
             except Refused as refused:
-                return self._failing(delivery, f"The package was refused: {refused.reason}")
+                return self._failing(
+                    delivery,
+                    FailureCause.PACKAGE_REFUSED,
+                    f"The package was refused: {refused.reason}",
+                )
             # From the next step on a drone may be held for this delivery: say so first.
             return delivery.changed(
                 progress=progress.model_copy(
@@ -208,7 +233,11 @@ class Workflow:
             # The drone already carries the package: the flight goes on as the scheduler has it.
             return self._assigned_plan(delivery, plan_fingerprint(delivery, plan))
         except Refused as refused:
-            return self._failing(delivery, f"No drone can fly this delivery: {refused.reason}")
+            return self._failing(
+                delivery,
+                FailureCause.UNDELIVERABLE,
+                f"No drone can fly this delivery: {refused.reason}",
+            )
         assigned = self._assigned_plan(delivery, plan_fingerprint(delivery, plan)).changed(
             drone_id=assignment.drone_id,
             pickup_eta=assignment.pickup_eta,
@@ -218,6 +247,7 @@ class Workflow:
         if plan.deadline is not None and assignment.dropoff_eta > plan.deadline:
             return self._failing(
                 assigned,
+                FailureCause.DEADLINE,
                 f"The earliest drop-off, {iso(assignment.dropoff_eta)}, is after the deadline, "
                 f"{iso(plan.deadline)}.",
             )
@@ -351,7 +381,7 @@ class Workflow:
             if work.conclusion is Stage.CANCELLED:
                 return self._cancelled(delivery, work)
             return delivery.changed(stage=Stage.FAILED, failure_reason=work.reason).with_event(
-                EventKind.FAILED, reason=work.reason
+                EventKind.FAILED, reason=work.reason, cause=work.cause
             )
         return delivery.changed(work=None)
 
@@ -374,7 +404,9 @@ class Workflow:
             ChangeOutcome(id=work.change_id, applied=False, status=status, detail=detail)
         )
 
-    def _failing(self, delivery: StoredDelivery, reason: str) -> StoredDelivery:
+    def _failing(
+        self, delivery: StoredDelivery, cause: FailureCause, reason: str
+    ) -> StoredDelivery:
         """A permanent failure: undo what was done, then end `Failed` with `reason`."""
         work = delivery.work
         assert work is not None
@@ -386,6 +418,7 @@ class Workflow:
                 lease_expires_at=work.lease_expires_at,
                 conclusion=Stage.FAILED,
                 reason=reason,
+                cause=cause,
             )
         )
 
@@ -408,7 +441,9 @@ class Workflow:
                 ), 0.0
             budget = self._settings.scheduling_budget_seconds
             return self._failing(
-                delivery, f"Could not be scheduled within {budget:g} s: {later.reason}."
+                delivery,
+                FailureCause.BUDGET_SPENT,
+                f"Could not be scheduled within {budget:g} s: {later.reason}.",
             ), 0.0
         log.info("delivery %s waits: %s", delivery.id, later.reason)
         pause = min(later.after or self._backoff(failures), self._settings.retry_max_seconds)

@@ -12,11 +12,13 @@ from scheduler_service import api
 from scheduler_service.background import run_background, running
 from scheduler_service.dispatch import Dispatcher
 from scheduler_service.fleet import Fleet
+from scheduler_service.fleet_gauge import FleetGauge
 from scheduler_service.outbox import DELIVERY_POLICY, Outbox
 from scheduler_service.settings import SchedulerSettings
 from scheduler_service.simulation import FlightSimulator
 from scheduler_service.store import open_scheduler_store
 from servicekit import ServiceClient, create_service_app
+from servicekit.telemetry import current_telemetry
 
 
 def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
@@ -40,8 +42,16 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
                 max_backoff_seconds=settings.notification_max_backoff_seconds,
             )
             simulator = FlightSimulator(store, settings)
+            # The fleet is counted for the gauge only where metrics are exported.
+            fleet_gauge = FleetGauge(store.drones) if current_telemetry().enabled else None
             async with running(
-                run_background(fleet, simulator, outbox, tick_seconds=settings.tick_seconds)
+                run_background(
+                    fleet,
+                    simulator,
+                    outbox,
+                    tick_seconds=settings.tick_seconds,
+                    fleet_gauge=fleet_gauge,
+                )
             ):
                 yield
 

@@ -13,15 +13,23 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
 from scheduler_service.fleet import Fleet
+from scheduler_service.fleet_gauge import FleetGauge
 from scheduler_service.outbox import Outbox
 from scheduler_service.simulation import FlightSimulator
 from servicekit.stores.errors import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
+FLEET_GAUGE_SECONDS = 5.0
+
 
 async def run_background(
-    fleet: Fleet, simulator: FlightSimulator, outbox: Outbox, *, tick_seconds: float
+    fleet: Fleet,
+    simulator: FlightSimulator,
+    outbox: Outbox,
+    *,
+    tick_seconds: float,
+    fleet_gauge: FleetGauge | None = None,
 ) -> None:
     seeding = AsyncRetrying(
         retry=retry_if_exception_type(Exception),
@@ -35,6 +43,10 @@ async def run_background(
     async with asyncio.TaskGroup() as group:
         group.create_task(_every(tick_seconds, simulator.tick, "moving the flights"))
         group.create_task(_every(tick_seconds, outbox.send_due, "sending notifications"))
+        if fleet_gauge is not None:
+            group.create_task(
+                _every(FLEET_GAUGE_SECONDS, fleet_gauge.refresh, "counting the fleet")
+            )
 
 
 @asynccontextmanager

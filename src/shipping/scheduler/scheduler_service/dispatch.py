@@ -53,6 +53,7 @@ from scheduler_service.records import AssignmentRecord, DroneRecord, FlightPlan,
 from scheduler_service.settings import SchedulerSettings
 from scheduler_service.store import ContentionError, SchedulerStore, Versioned
 from servicekit.stores.errors import PreconditionFailedError
+from servicekit.telemetry import current_traceparent
 
 PLAN_FRESH_FOR = timedelta(seconds=5)
 """How long a plan whose drone was never claimed (its request crashed) may still be claimed as is by
@@ -115,7 +116,9 @@ class Dispatcher:
                     return Assigned(current.record, created=False)
                 fleet = await self._fleet_now()  # its drone may have been released just now
             drone = choose_drone(fleet, request, now=now, reserve_share=self._reserve_share)
-            plan = plan_delivery(drone, request, now=now, speedup=self._speedup)
+            plan = plan_delivery(
+                drone, request, now=now, speedup=self._speedup, traceparent=current_traceparent()
+            )
             record = AssignmentRecord(
                 id=delivery_id,
                 delivery_id=delivery_id,

@@ -200,6 +200,7 @@ def _consequences(drone: DroneRecord, flight: FlightPlan, index: int) -> list[Pe
         body=body.model_dump(mode="json", exclude_none=True),
         order_key=f"{stored_time(stop.at)}/{index}",
         next_attempt_at=stop.at,
+        traceparent=flight.traceparent,
     )
     writes = [PendingWrite(container=NOTIFICATIONS.name, document=notification.as_document())]
     if stop.kind is StopKind.DROPOFF:

@@ -31,7 +31,12 @@ def flying_time(km: float, speed_kmh: float, speedup: float) -> timedelta:
 
 
 def plan_delivery(
-    drone: DroneRecord, request: AssignmentRequest, *, now: datetime, speedup: float
+    drone: DroneRecord,
+    request: AssignmentRequest,
+    *,
+    now: datetime,
+    speedup: float,
+    traceparent: str | None = None,
 ) -> FlightPlan:
     """The drone's flight for the request. It leaves at once, or later so as to reach the pickup at
     the requested pickup time; it is reserved from now either way."""
@@ -53,6 +58,7 @@ def plan_delivery(
         owner_id=request.owner_id,
         confirmation_type=request.confirmation_required,
         planned_at=now,
+        traceparent=traceparent,
         stops=[
             Stop(kind=StopKind.DEPARTURE, location=drone.base, at=departure),
             Stop(kind=StopKind.PICKUP, location=pickup, at=at_pickup),

@@ -20,13 +20,17 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from opentelemetry import trace
+
 from scheduler_service.flights import utc_now
 from scheduler_service.records import NotificationRecord
 from scheduler_service.store import Repository, Versioned
 from servicekit.clients import CallPolicy, DownstreamUnavailableError, ServiceClient
 from servicekit.stores.errors import PreconditionFailedError
+from servicekit.telemetry import background_span
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 DELIVERY_POLICY = CallPolicy(
     attempt_timeout=2.0,
@@ -81,7 +85,13 @@ class Outbox:
             return  # another replica is sending it
         path = f"/api/deliveries/{record.delivery_id}/{record.route}"
         try:
-            response = await self._delivery_service.post(path, json=record.body)
+            with background_span(
+                tracer,
+                f"scheduler notify {record.route}",
+                record.traceparent,
+                {"delivery.id": record.delivery_id, "scheduler.notification.id": record.id},
+            ):
+                response = await self._delivery_service.post(path, json=record.body)
         except DownstreamUnavailableError as exc:
             outcome = exc.reason
         else:

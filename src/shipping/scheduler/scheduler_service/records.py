@@ -58,6 +58,8 @@ class FlightPlan(Record):
     confirmation_type: ConfirmationType = ConfirmationType.NONE
     planned_at: StoredTime
     stops: list[Stop]
+    traceparent: str | None = None
+    """The trace of the request that planned the flight; its notifications' spans link to it."""
 
     def stop(self, kind: StopKind) -> Stop | None:
         return next((stop for stop in self.stops if stop.kind == kind), None)
@@ -116,6 +118,8 @@ class NotificationRecord(Record):
     body: dict[str, Any]
     order_key: str
     """Sorts a delivery's notifications in the order they must arrive."""
+    traceparent: str | None = None
+    """The trace of the request that planned the flight (see `FlightPlan`)."""
     attempts: int = 0
     next_attempt_at: StoredTime
 

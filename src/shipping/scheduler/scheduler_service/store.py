@@ -99,6 +99,9 @@ class Repository(Generic[R]):
         )
         return [self._versioned(document.body, document.etag) for document in found]
 
+    async def count(self, *where: Filter) -> int:
+        return await self._container.count(*where)
+
     async def change(self, id: str, partition: str, decide: Callable[[R], R | None]) -> R | None:
         """Read the document, let `decide` say what it becomes (None: leave it), write that back
         unless someone wrote first, and then decide again on what they wrote.
