@@ -11,7 +11,7 @@ TEST_DIRS := $(wildcard src/servicekit/tests src/gateway/tests src/shipping/*/te
 # The Azure Pipelines schema is not part of the project; it lies beside the clone.
 PIPELINES_SCHEMA ?= ../shared/schemas/azure-pipelines.schema.json
 
-.PHONY: help dev demo test test-backends lint format sync validate-pipelines charts k8s-tools
+.PHONY: help dev demo test test-backends lint format sync validate-pipelines charts k8s-tools new-service
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -57,6 +57,11 @@ k8s-tools: $(UV) ## install helm, kubectl, kubernetes-validate, checkov and hado
 
 charts: k8s-tools ## lint, render, validate and scan the Helm charts, the manifests and the Dockerfiles
 	@charts/check.sh $(K8S_TOOLS) $(KUBERNETES_VERSION)
+
+new-service: sync ## copy the template service under a new name: make new-service NAME=tracking
+	@test -n "$(NAME)" || { echo "usage: make new-service NAME=<name>" >&2; exit 1; }
+	@$(RUN) python -m devstack new-service $(NAME)
+	@$(UV) lock --quiet && $(UV) sync --all-packages --quiet
 
 sync: $(UV) ## create or update .venv from uv.lock
 	@$(UV) sync --frozen --all-packages --quiet

@@ -10,8 +10,17 @@ import time
 from pathlib import Path
 
 from devstack.demo import run_demo
-from devstack.gateway import NginxMissingError
+from devstack.gateway import GatewayLimits, NginxMissingError
+from devstack.scaffold import ScaffoldError, new_service
 from devstack.stack import Ports, Stack, StackError, StackSettings
+
+NEXT_STEPS = """\
+Next (docs/new-service.md has the details):
+  1. It works as it is: uv run pytest src/shipping/{name}
+  2. Replace the packages example with your domain: models.py, api.py, store.py (and its schema).
+  3. Name who may call it in charts/{name}/values.yaml (networkPolicy.callers), and let those
+     callers reach it (their networkPolicy), its Key Vault secrets and identity in docs/deploy-aks.md.
+  4. Add it to devstack's SERVICES to run it with make dev, and to the gateway if it is public."""
 
 TRY_IT = """\
 curl -si -X POST {gateway}/api/deliveryrequests -H 'Content-Type: application/json' \\
@@ -19,15 +28,23 @@ curl -si -X POST {gateway}/api/deliveryrequests -H 'Content-Type: application/js
 
 
 def settings_from_environment() -> StackSettings:
-    """Ports may be moved with GATEWAY_PORT, DELIVERY_PORT, PACKAGE_PORT, SCHEDULER_PORT."""
-    defaults = Ports()
+    """Ports move with GATEWAY_PORT, DELIVERY_PORT, PACKAGE_PORT and SCHEDULER_PORT; the gateway's
+    limits with GATEWAY_MAX_BODY_SIZE, GATEWAY_RATE_LIMIT and GATEWAY_RATE_BURST."""
+    default_ports, default_limits = Ports(), GatewayLimits()
     ports = Ports(
         **{
-            name: int(os.environ.get(f"{name.upper()}_PORT", getattr(defaults, name)))
+            name: int(os.environ.get(f"{name.upper()}_PORT", getattr(default_ports, name)))
             for name in ("gateway", "delivery", "package", "scheduler")
         }
     )
-    return StackSettings(data_dir=Path(os.environ.get("DATA_DIR", ".data")), ports=ports)
+    limits = GatewayLimits(
+        max_body_size=os.environ.get("GATEWAY_MAX_BODY_SIZE", default_limits.max_body_size),
+        rate_limit=os.environ.get("GATEWAY_RATE_LIMIT", default_limits.rate_limit),
+        rate_burst=int(os.environ.get("GATEWAY_RATE_BURST", default_limits.rate_burst)),
+    )
+    return StackSettings(
+        data_dir=Path(os.environ.get("DATA_DIR", ".data")), ports=ports, limits=limits
+    )
 
 
 def up(settings: StackSettings) -> int:
@@ -58,6 +75,17 @@ def up(settings: StackSettings) -> int:
     return 0
 
 
+def create_service(name: str) -> int:
+    try:
+        created = new_service(Path.cwd(), name)
+    except ScaffoldError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print("created:\n" + "".join(f"  {path.relative_to(Path.cwd())}\n" for path in created))
+    print(NEXT_STEPS.format(name=name))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="send a few deliveries and watch them fly")
     demo.add_argument("--deliveries", type=int, default=5)
     demo.add_argument("--timeout", type=float, default=120)
+    scaffold = commands.add_parser("new-service", help="copy the template service under a new name")
+    scaffold.add_argument("name")
     args = parser.parse_args(argv)
+    if args.command == "new-service":
+        return create_service(args.name)
     settings = settings_from_environment()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as cleanly as on Ctrl-C
     try:
