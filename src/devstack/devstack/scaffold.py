@@ -66,7 +66,9 @@ def new_service(root: Path, name: str) -> list[Path]:
     _copy(root / "src" / "shipping" / TEMPLATE, service, service_renamer(name))
     (service / f"{TEMPLATE}_service").rename(service / f"{name}_service")
     _copy(root / "charts" / TEMPLATE, chart, deployment_renamer(name))
-    pipeline.write_text(deployment_renamer(name)((root / "pipelines" / f"{TEMPLATE}.yml").read_text()))
+    pipeline.write_text(
+        deployment_renamer(name)((root / "pipelines" / f"{TEMPLATE}.yml").read_text())
+    )
     _register_for_type_checks(root / "pyproject.toml", name)
     # The new name sorts elsewhere among the imports: let the project's formatter place them.
     for command in (["check", "--fix", "--select", "I", "--quiet"], ["format", "--quiet"]):
@@ -89,5 +91,9 @@ def _register_for_type_checks(pyproject: Path, name: str) -> None:
     text = pyproject.read_text()
     entry = f'    "src/shipping/{TEMPLATE}/{TEMPLATE}_service",\n'
     if entry not in text:
-        raise ScaffoldError(f"{pyproject.name} no longer lists the template for mypy; add the service")
-    pyproject.write_text(text.replace(entry, entry + f'    "src/shipping/{name}/{name}_service",\n', 1))
+        raise ScaffoldError(
+            f"{pyproject.name} no longer lists the template for mypy; add the service"
+        )
+    pyproject.write_text(
+        text.replace(entry, entry + f'    "src/shipping/{name}/{name}_service",\n', 1)
+    )
