@@ -7,6 +7,7 @@ resources its lifespan opens.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -18,8 +19,10 @@ from servicekit import health
 from servicekit.logs import configure_logging
 from servicekit.problems import document_problems, install_problem_handlers
 from servicekit.requests import RequestContextMiddleware
-from servicekit.settings import ServiceSettings
+from servicekit.settings import ServiceSettings, settings_summary
 from servicekit.telemetry import configure_telemetry
+
+log = logging.getLogger(__name__)
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -44,6 +47,7 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan_with_defaults(app: FastAPI) -> AsyncIterator[None]:
+        log.info("%s %s starting", settings.service_name, version, extra=settings_summary(settings))
         async with lifespan(app) if lifespan is not None else _nothing():
             lifecycle.started = True
             lifecycle.drain_on_sigterm(settings.drain_seconds)

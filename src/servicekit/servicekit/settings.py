@@ -20,7 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from servicekit.stores.urls import insecure_store_reasons
+from servicekit.stores.urls import insecure_store_reasons, redact_store_url
 
 DEVELOPMENT = "development"
 DEFAULT_SECRETS_DIR = "/mnt/secrets-store"
@@ -109,9 +109,7 @@ def data_dir_url(file_name: str) -> str:
 
 
 def settings_summary(settings: ServiceSettings) -> dict[str, Any]:
-    """The settings as they may appear in a log line: store URLs without their credentials."""
-    from servicekit.stores.urls import redact_store_url
-
-    summary = settings.model_dump()
+    """The settings as they may appear in a log line: no credentials, secrets masked."""
+    summary = settings.model_dump(mode="json")
     summary["store_url"] = redact_store_url(settings.store_url)
-    return summary
+    return {f"settings.{name}": value for name, value in summary.items()}

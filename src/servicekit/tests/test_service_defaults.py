@@ -123,15 +123,19 @@ def test_openapi_documents_problems_as_problem_json(service: httpx.Client) -> No
 
 def test_logs_are_json_lines_carrying_the_request_id(tmp_path: Path) -> None:
     port = free_port()
-    with _uvicorn(port, tmp_path) as (_, log_file):
+    with _uvicorn(port, tmp_path, env={"SAMPLE_COSMOS_KEY": "not-for-logs"}) as (_, log_file):
         httpx.get(f"http://127.0.0.1:{port}/teapot", headers={"X-Request-ID": "log-me-7"})
-    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+    text = log_file.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
     access = [line for line in lines if line["logger"] == "servicekit.access"]
     assert access, lines
     assert access[0]["request_id"] == "log-me-7"
     assert access[0]["service"] == "sample"
     assert access[0]["http.status"] == 418
+    starting = [line for line in lines if line["message"] == "sample 1.0 starting"]
+    assert starting[0]["settings.store_url"] == "sqlite:///.data/sample.db"
+    assert "not-for-logs" not in text, "secrets are masked in the settings logged at start"
 
 
 def test_sigterm_drains_readiness_before_stopping(tmp_path: Path) -> None:
