@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from dockerfiles import uv_sync_commands
 
-from servicekit.testing import free_port
+from servicekit.testing import ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {
@@ -76,31 +75,15 @@ def test_service_installs_alone_and_serves(
         if sibling != module:
             assert not (site_packages / sibling).exists(), f"{service} pulled in {sibling}"
 
-    port = free_port()
     workdir = tmp_path / "run"
     workdir.mkdir()
-    process = subprocess.Popen(
-        [str(venv / "bin" / "uvicorn"), f"{module}.app:app", "--port", str(port)],
-        cwd=workdir,
+    with ServiceProcess(
+        f"{module}.app:app",
         env={"PATH": os.defpath, "HOME": str(tmp_path)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"{service} did not start:\n{process.communicate()[1].decode()}")
-            time.sleep(0.1)
-        openapi = httpx.get(f"http://127.0.0.1:{port}/openapi.json")
-        assert openapi.status_code == 200
-        assert openapi.json()["paths"], "the service's routes are there"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+        cwd=workdir,
+        log=tmp_path / "service.log",
+        python=str(venv / "bin" / "python"),
+    ) as process:
+        openapi = httpx.get(f"{process.url}/openapi.json")
+    assert openapi.status_code == 200
+    assert openapi.json()["paths"], "the service's routes are there"

@@ -1,4 +1,4 @@
-"""Helpers for tests that want a real HTTP server rather than an in-process transport.
+"""Helpers for tests that want a real HTTP server, or a real service process, rather than a fake.
 
 Concurrency, connection handling and timeouts only behave as in production over real sockets, so the
 tests of the resilient client and the concurrency tests of the services use these.
@@ -6,12 +6,17 @@ tests of the resilient client and the concurrency tests of the services use thes
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
+from pathlib import Path
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -50,3 +55,59 @@ def serve_in_thread(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class ServiceProcess:
+    """A service as its own uvicorn process, as it runs in a pod: started, waited for, signalled.
+
+    For tests about what only a separate process shows: crashes (SIGKILL), draining (SIGTERM), two
+    replicas sharing a store, a service installed alone.
+    """
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        log: Path,
+        python: str = sys.executable,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        with log.open("ab") as sink:
+            self.process = subprocess.Popen(  # noqa: S603 - the test's own interpreter and app
+                [python, "-m", "uvicorn", app, "--port", str(self.port)],
+                cwd=cwd,
+                env=dict(env),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout: float = 30) -> ServiceProcess:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/readyz").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.url} did not become ready:\n{self.log.read_text()}")
+            time.sleep(0.05)
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.process.send_signal(sig)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(timeout=15)
+
+    def __enter__(self) -> ServiceProcess:
+        return self.wait_ready()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -5,18 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from sample_service import create_app
 
-from servicekit.testing import free_port, serve_in_thread
+from servicekit.testing import ServiceProcess, serve_in_thread
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -122,10 +119,9 @@ def test_openapi_documents_problems_as_problem_json(service: httpx.Client) -> No
 
 
 def test_logs_are_json_lines_carrying_the_request_id(tmp_path: Path) -> None:
-    port = free_port()
-    with _uvicorn(port, tmp_path, env={"SAMPLE_COSMOS_KEY": "not-for-logs"}) as (_, log_file):
-        httpx.get(f"http://127.0.0.1:{port}/teapot", headers={"X-Request-ID": "log-me-7"})
-    text = log_file.read_text()
+    with sample_process(tmp_path, {"SAMPLE_COSMOS_KEY": "not-for-logs"}) as service:
+        httpx.get(f"{service.url}/teapot", headers={"X-Request-ID": "log-me-7"})
+    text = service.log.read_text()
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
     access = [line for line in lines if line["logger"] == "servicekit.access"]
@@ -139,43 +135,20 @@ def test_logs_are_json_lines_carrying_the_request_id(tmp_path: Path) -> None:
 
 
 def test_sigterm_drains_readiness_before_stopping(tmp_path: Path) -> None:
-    port = free_port()
-    with _uvicorn(port, tmp_path, env={"SAMPLE_DRAIN_SECONDS": "1.5"}) as (process, _):
-        process.send_signal(signal.SIGTERM)
+    with sample_process(tmp_path, {"SAMPLE_DRAIN_SECONDS": "1.5"}) as service:
+        service.signal(signal.SIGTERM)
         time.sleep(0.3)
-        ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
-        alive = httpx.get(f"http://127.0.0.1:{port}/livez")
+        ready = httpx.get(f"{service.url}/readyz")
+        alive = httpx.get(f"{service.url}/livez")
         assert (ready.status_code, ready.json()) == (503, {"status": "draining"})
         assert alive.status_code == 200, "draining is not dying: work in flight goes on"
-        process.wait(timeout=10)
+        service.process.wait(timeout=10)
 
 
-@contextmanager
-def _uvicorn(
-    port: int, tmp_path: Path, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    log_file = tmp_path / "service.log"
-    with log_file.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "sample_service:app", "--port", str(port)],
-            cwd=Path(__file__).parent,
-            env={**os.environ, "DATA_DIR": str(tmp_path), **(env or {})},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(log_file.read_text())
-            time.sleep(0.05)
-        yield process, log_file
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.wait(timeout=10)
+def sample_process(tmp_path: Path, env: dict[str, str] | None = None) -> ServiceProcess:
+    return ServiceProcess(
+        "sample_service:app",
+        env={**os.environ, "DATA_DIR": str(tmp_path), **(env or {})},
+        cwd=Path(__file__).parent,
+        log=tmp_path / "service.log",
+    )
