@@ -56,8 +56,8 @@ def wait_for_stage(
     *,
     retry_unavailable: bool = False,
 ) -> dict[str, Any]:
-    """The delivery once it is in one of `stages`. With `retry_unavailable`, a 503 (a test made
-    the service's store fail on purpose) means ask again, as its Retry-After says."""
+    """The delivery once it is in one of `stages`. With `retry_unavailable`, a 503 with
+    Retry-After (a test made the service's store fail on purpose) means "not yet": ask again."""
     deadline = time.monotonic() + timeout
     while True:
         response = gateway.get(f"/api/deliveries/{delivery_id}")
