@@ -22,13 +22,16 @@ dev: sync ## run the whole system (gateway :8080 and the services) on embedded S
 demo: sync ## send a few deliveries through the gateway and watch them fly (starts the system if needed)
 	@$(RUN) python -m devstack demo
 
+# Every test; those marked `backend` are skipped with the reason where their server cannot run (unless
+# CI=true). PYTEST_ARGS narrows the run, e.g. PYTEST_ARGS='-m "not backend"' (as .ci/run does).
 test: lint ## lint, type-check and run every test
 	$(RUN) pytest $(PYTEST_ARGS)
 
-# The store contract suites (and what else is marked `backend`) on the production backends' local servers:
-# the Cosmos DB test server (installed from npm into .tools/) and PostgreSQL through psqlODBC. Here a
-# missing server fails the run instead of skipping (see docs/stores.md).
-test-backends: sync ## run the store tests on the Cosmos DB test server and on PostgreSQL over ODBC
+# What is marked `backend`: the store contract suites, the services' tests on the production backends'
+# local servers (the Cosmos DB test server, installed from npm into .tools/, and PostgreSQL through
+# psqlODBC) and the end-to-end run on them. Here a missing server fails the run instead of skipping
+# (see docs/stores.md).
+test-backends: sync ## run the tests on the Cosmos DB test server and on PostgreSQL over ODBC
 	REQUIRE_BACKENDS=1 $(RUN) pytest -m backend $(PYTEST_ARGS)
 
 lint: sync ## ruff (lint + format check) and mypy --strict

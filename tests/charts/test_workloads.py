@@ -183,7 +183,7 @@ def test_settings_per_service(rendered: Rendered, chart: str) -> None:
     assert env[f"{prefix}LOG_LEVEL"] in ("DEBUG", "INFO")
     if chart != "package":  # the package service's store URL is a secret
         assert env[f"{prefix}STORE_URL"].startswith("cosmos://")
-        assert env[f"{prefix}STORE_URL"].endswith(".documents.azure.com:443/shipping")
+        assert env[f"{prefix}STORE_URL"].endswith(f".documents.azure.com:443/{chart}")
     assert not any(name.endswith("COSMOS_KEY") for name in env), "Entra ID, not keys"
     # The pod keeps serving while it drains, and is not killed before it has finished.
     drain = float(env[f"{prefix}DRAIN_SECONDS"])

@@ -10,27 +10,15 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from e2e_support import RATE_LIMIT
+from e2e_support import stack_settings
 
-from devstack.stack import Ports, Stack, StackSettings
-from servicekit.testing import free_port
+from devstack.stack import Stack
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    settings = StackSettings(
-        data_dir=tmp_path_factory.mktemp("stack"),
-        ports=Ports(
-            gateway=free_port(), delivery=free_port(), package=free_port(), scheduler=free_port()
-        ),
-        limits=RATE_LIMIT,
-        env={
-            # Flights of a few minutes of simulated time take a second or two here.
-            "SCHEDULER_SIM_SPEEDUP": "300",
-            "SCHEDULER_FLEET_SIZE": "20",
-        },
-    )
-    with Stack(settings) as running:
+    """The system on its embedded SQLite stores (a module may override it with other stores)."""
+    with Stack(stack_settings(tmp_path_factory.mktemp("stack"))) as running:
         yield running
 
 

@@ -1,17 +1,39 @@
-"""What the end-to-end tests share: the request they start from, and waiting for a stage."""
+"""What the end-to-end tests share: the stack's settings, the request they start from, and waiting
+for a stage."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from devstack.gateway import GatewayLimits
+from devstack.stack import Ports, StackSettings
+from servicekit.testing import free_port
 
 TERMINAL = {"Completed", "Cancelled", "Failed"}
 RATE_LIMIT = GatewayLimits(max_body_size="16k", rate_limit="100r/s", rate_burst=200)
+
+
+def stack_settings(data_dir: Path, env: Mapping[str, str] | None = None) -> StackSettings:
+    """The whole system on free ports, flying fast; `env` adds settings (e.g. other stores)."""
+    return StackSettings(
+        data_dir=data_dir,
+        ports=Ports(
+            gateway=free_port(), delivery=free_port(), package=free_port(), scheduler=free_port()
+        ),
+        limits=RATE_LIMIT,
+        env={
+            # Flights of a few minutes of simulated time take a second or two here.
+            "SCHEDULER_SIM_SPEEDUP": "300",
+            "SCHEDULER_FLEET_SIZE": "20",
+            **(env or {}),
+        },
+    )
 
 
 def delivery_request(**overrides: Any) -> dict[str, Any]:
@@ -27,13 +49,24 @@ def delivery_request(**overrides: Any) -> dict[str, Any]:
 
 
 def wait_for_stage(
-    gateway: httpx.Client, delivery_id: str, stages: set[str], timeout: float = 60
+    gateway: httpx.Client,
+    delivery_id: str,
+    stages: set[str],
+    timeout: float = 60,
+    *,
+    retry_unavailable: bool = False,
 ) -> dict[str, Any]:
+    """The delivery once it is in one of `stages`. With `retry_unavailable`, a 503 with
+    Retry-After (a test made the service's store fail on purpose) means "not yet": ask again."""
     deadline = time.monotonic() + timeout
     while True:
         response = gateway.get(f"/api/deliveries/{delivery_id}")
-        assert response.status_code == 200, response.text
-        delivery: dict[str, Any] = response.json()
+        if retry_unavailable and response.status_code == 503:
+            assert "retry-after" in response.headers, response.text
+            delivery: dict[str, Any] = {"stage": "(unavailable)"}
+        else:
+            assert response.status_code == 200, response.text
+            delivery = response.json()
         if delivery["stage"] in stages:
             return delivery
         if time.monotonic() > deadline:

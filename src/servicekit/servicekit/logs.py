@@ -49,6 +49,11 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # The Azure SDKs (Cosmos DB, identity, the Monitor exporter) log every HTTP request and response
+    # they send, headers included, at INFO: several lines per store call. Their warnings and errors
+    # come through; the rest only when the service itself logs at DEBUG.
+    quiet = max(logging.WARNING, root.level)
+    logging.getLogger("azure").setLevel(logging.NOTSET if root.level <= logging.DEBUG else quiet)
 
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()

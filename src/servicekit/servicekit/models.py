@@ -47,6 +47,14 @@ def _plain_text(value: str) -> str:
 PlainText = Annotated[str, AfterValidator(_plain_text)]
 """Free text: printable, NFC-normalised. Bound its length where it is used."""
 
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+# 1-64 of [A-Za-z0-9._-], but not "." or "..": ids travel as URL path segments (and name documents
+# in Cosmos DB's), where those two mean "here" and "up". Spelled without a look-ahead, which
+# pydantic's regex engine lacks: the id starts with a character other than a dot, or with one dot
+# and then one, or with two dots and anything after them.
+IDENTIFIER_PATTERN = (
+    r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}"
+    r"|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}"
+    r"|\.\.[A-Za-z0-9._-]{1,62})$"
+)
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
-"""An id a client chooses or sees: 1-64 letters, digits, `.`, `_` or `-`."""
+"""An id a client chooses or sees: 1-64 letters, digits, `.`, `_` or `-`; not `.` or `..`."""

@@ -165,6 +165,84 @@ async def test_query_on_nested_fields_booleans_and_nulls(document_store: Documen
     assert [d.id for d in unassigned] == ["a"]
 
 
+async def test_not_null_means_present_and_not_null(document_store: DocumentStore) -> None:
+    drones = document_store.container("drones")
+    await drones.create(drone("held", deliveryId="x", claimedAt="2026-11-01T10:00:00Z"))
+    await drones.create(drone("freed", deliveryId=None, claimedAt=None))
+    await drones.create(drone("never-held"))  # the fields absent altogether
+    await drones.create(drone("held-later", deliveryId="y", claimedAt="2026-11-01T12:00:00Z"))
+
+    held = await drones.query(("deliveryId", "!=", None))
+    held_long = await drones.query(
+        ("deliveryId", "!=", None), ("claimedAt", "<=", "2026-11-01T11:00:00Z")
+    )
+
+    assert sorted(d.id for d in held) == ["held", "held-later"]
+    assert [d.id for d in held_long] == ["held"]
+    assert await drones.count(("deliveryId", "!=", None)) == 2
+    assert await drones.count(("deliveryId", "=", None)) == 2
+
+
+async def test_the_first_few_by_a_nested_field_across_partitions(
+    document_store: DocumentStore,
+) -> None:
+    drones = document_store.container("drones")
+    for name, expires in [("d1", 300.0), ("d2", 100.0), ("d3", 200.0), ("d4", 900.0)]:
+        await drones.create(drone(name, work={"leaseExpiresAt": expires}))
+    await drones.create(drone("idle", work=None))
+
+    oldest = await drones.query(
+        ("work.leaseExpiresAt", "<", 500.0), order_by="work.leaseExpiresAt", limit=2
+    )
+
+    assert [d.id for d in oldest] == ["d2", "d3"]
+
+
+@pytest.mark.parametrize("field", ["value", "order", "top", "select", "from", "by"])
+async def test_fields_named_like_query_keywords_work(
+    document_store: DocumentStore, field: str
+) -> None:
+    drones = document_store.container("drones")
+    for n in (3, 1, 2):
+        await drones.create({"id": f"d{n}", field: n, "nested": {field: n}})
+
+    matched = await drones.query((field, ">=", 2), order_by=field, descending=True)
+    nested = await drones.query((f"nested.{field}", "=", 1), order_by=f"nested.{field}")
+
+    assert [d.id for d in matched] == ["d3", "d2"]
+    assert [d.id for d in nested] == ["d1"]
+    assert await drones.count((field, "<", 3)) == 2
+
+
+@pytest.mark.parametrize("id", [".", "..", "a/b", "a\\b", "a?b", "a#b"])
+async def test_ids_that_not_every_backend_can_store_are_refused(
+    document_store: DocumentStore, id: str
+) -> None:
+    drones = document_store.container("drones")
+
+    for write in (drones.create, drones.upsert):
+        with pytest.raises(ValueError, match="document id"):
+            await write(drone(id))
+    with pytest.raises(ValueError, match="document id"):
+        await drones.replace(drone(id), etag='"any"')
+    assert await drones.get(id, id) is None
+    assert await drones.delete(id, id) is False
+    assert await drones.query() == []
+
+
+@pytest.mark.parametrize("owner", [2026, 1.5, True, {"id": "alice"}])
+async def test_partition_keys_that_are_not_strings_are_refused(
+    document_store: DocumentStore, owner: object
+) -> None:
+    # Cosmos DB would file the document under the value, where get(id, str(value)) never finds it.
+    flights = document_store.container("flights")
+
+    for write in (flights.create, flights.upsert):
+        with pytest.raises(ValueError, match="partition key"):
+            await write({"id": "f1", "ownerId": owner})
+    assert await flights.count() == 0
+
+
 async def test_query_and_count_within_one_partition(document_store: DocumentStore) -> None:
     flights = document_store.container("flights")
     for i in range(3):

@@ -134,6 +134,29 @@ def test_logs_are_json_lines_carrying_the_request_id(tmp_path: Path) -> None:
     assert "not-for-logs" not in text, "secrets are masked in the settings logged at start"
 
 
+@pytest.mark.parametrize(("level", "sdk_info_shown"), [("INFO", False), ("DEBUG", True)])
+def test_the_azure_sdks_request_by_request_logs_show_only_when_debugging(
+    level: str, sdk_info_shown: bool
+) -> None:
+    script = (
+        "import logging\n"
+        "from servicekit.logs import configure_logging\n"
+        f"configure_logging('sample', {level!r})\n"
+        "http = logging.getLogger('azure.cosmos._cosmos_http_logging_policy')\n"
+        "http.info('Request URL: https://account.documents.azure.com/dbs/shipping')\n"
+        "http.warning('the endpoint is unavailable')\n"
+        "logging.getLogger('scheduler_service').info('fleet ready')\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    messages = [json.loads(line)["message"] for line in shown.splitlines()]
+
+    assert "the endpoint is unavailable" in messages
+    assert "fleet ready" in messages
+    assert any(m.startswith("Request URL") for m in messages) is sdk_info_shown
+
+
 def test_sigterm_drains_readiness_before_stopping(tmp_path: Path) -> None:
     with sample_process(tmp_path, {"SAMPLE_DRAIN_SECONDS": "1.5"}) as service:
         service.signal(signal.SIGTERM)

@@ -48,7 +48,9 @@ from servicekit.stores.documents import (
     Filter,
     check_field,
     check_filters,
+    document_id,
     partition_of,
+    storable_id,
 )
 from servicekit.stores.errors import (
     DocumentExistsError,
@@ -175,6 +177,9 @@ class _CosmosContainer:
         self._store = store
 
     async def get(self, id: str, partition: str) -> Document | None:
+        if not storable_id(id):
+            return None  # its URL would name something else (the container, for "..")
+
         async def read(proxy: ContainerProxy) -> Document | None:
             try:
                 return _document(await proxy.read_item(id, partition_key=partition))
@@ -184,44 +189,46 @@ class _CosmosContainer:
         return await self._store.call(self.spec.name, read)
 
     async def create(self, body: Body) -> Document:
-        partition = partition_of(self.spec, body)
+        id, partition = document_id(body), partition_of(self.spec, body)
         stamped, write_id = _stamped(body)
 
         async def create(proxy: ContainerProxy) -> Document:
             try:
                 return _document(await proxy.create_item(stamped))
             except CosmosResourceExistsError:
-                if landed := await _landed(proxy, body["id"], partition, write_id):
+                if landed := await _landed(proxy, id, partition, write_id):
                     return landed
-                raise DocumentExistsError(f"{self.spec.name}/{body['id']} exists") from None
+                raise DocumentExistsError(f"{self.spec.name}/{id} exists") from None
 
         return await self._store.call(self.spec.name, create)
 
     async def replace(self, body: Body, *, etag: str) -> Document:
-        partition = partition_of(self.spec, body)
+        id, partition = document_id(body), partition_of(self.spec, body)
         stamped, write_id = _stamped(body)
 
         async def replace(proxy: ContainerProxy) -> Document:
             try:
                 return _document(
                     await proxy.replace_item(
-                        body["id"],
+                        id,
                         stamped,
                         etag=etag,
                         match_condition=MatchConditions.IfNotModified,
                     )
                 )
             except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
-                if landed := await _landed(proxy, body["id"], partition, write_id):
+                if landed := await _landed(proxy, id, partition, write_id):
                     return landed
                 raise PreconditionFailedError(
-                    f"{self.spec.name}/{body['id']} changed since it was read"
+                    f"{self.spec.name}/{id} changed since it was read"
                 ) from None
 
         return await self._store.call(self.spec.name, replace)
 
     async def upsert(self, body: Body) -> Document:
-        partition_of(self.spec, body)  # refuse a document without its partition key up front
+        # Refuse a document without a storable id or its partition key up front.
+        document_id(body)
+        partition_of(self.spec, body)
         stamped, _ = _stamped(body)
 
         async def upsert(proxy: ContainerProxy) -> Document:
@@ -230,6 +237,8 @@ class _CosmosContainer:
         return await self._store.call(self.spec.name, upsert)
 
     async def delete(self, id: str, partition: str, *, etag: str | None = None) -> bool:
+        if not storable_id(id):
+            return False  # nothing can be stored under it
         conditions: dict[str, Any] = {}
         if etag is not None:
             conditions = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
@@ -341,9 +350,14 @@ class CosmosQuery:
 
 
 def field_reference(name: str) -> str:
-    """`lease.expiresAt` as Cosmos SQL: c.lease.expiresAt (names are checked plain identifiers)."""
+    """`lease.expiresAt` as Cosmos SQL: c["lease"]["expiresAt"].
+
+    Quoted property names, because with the dotted form a field named like a keyword of Cosmos SQL
+    (`value`, `order`, `top`, ...) is a syntax error. Names are checked plain identifiers, so they
+    need no escaping inside the quotes.
+    """
     check_field(name)
-    return "c." + name
+    return "c" + "".join(f'["{part}"]' for part in name.split("."))
 
 
 def partition_key_path(spec: ContainerSpec) -> str:

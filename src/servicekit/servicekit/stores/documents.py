@@ -30,6 +30,9 @@ Filter = tuple[str, Operator, Scalar]
 """A condition on a field, e.g. ("stage", "=", "Requested") or ("lease.expiresAt", "<", now)."""
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# Cosmos DB addresses a document by its id in the URL path: it refuses ids with these characters,
+# and "." or ".." would address the container itself once the path is normalised.
+_UNSTORABLE_ID = re.compile(r"[/\\?#]|^\.\.?$")
 _OPERATORS = frozenset(("=", "!=", "<", "<=", ">", ">="))
 
 
@@ -101,12 +104,19 @@ class DocumentStore(Protocol):
 
 
 def partition_of(spec: ContainerSpec, body: Body) -> str:
+    """The document's partition key value: a non-empty string, as `get(id, partition)` names it.
+
+    Cosmos DB files a document under the JSON value itself, so a number (2026) would never be found
+    again by its text ("2026"); every backend refuses it, not only Cosmos DB.
+    """
     value: Any = body
     for part in spec.partition_key.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     if value is None or value == "":
         raise ValueError(f"document has no partition key {spec.partition_key!r}")
-    return str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"the partition key {spec.partition_key!r} must be a string: {value!r}")
+    return value
 
 
 def check_filters(where: Sequence[Filter]) -> None:
@@ -123,6 +133,24 @@ def check_field(name: str) -> None:
 
 
 _check_field = check_field  # its earlier, private name
+
+
+def document_id(body: Body) -> str:
+    """The document's id; ValueError when it has none, or one that not every backend can store.
+
+    Every backend refuses the same ids, so a service tested on SQLite fails as it would on Cosmos DB.
+    """
+    value = body.get("id")
+    if not isinstance(value, str) or not value:
+        raise ValueError("a document needs a non-empty string id")
+    if not storable_id(value):
+        raise ValueError(f"a document id cannot be '.' or '..' or contain / \\ ? #: {value!r}")
+    return value
+
+
+def storable_id(id: str) -> bool:
+    """Whether a document can have this id; one that cannot is never found, and never deleted."""
+    return bool(id) and _UNSTORABLE_ID.search(id) is None
 
 
 def new_etag() -> str:
@@ -186,37 +214,37 @@ class _SqliteContainer:
         return None if row is None else _document(row)
 
     async def create(self, body: Body) -> Document:
-        document = Document(body, new_etag())
+        key, document = _key(self.spec, body), Document(body, new_etag())
         try:
             await self._db.write(
                 lambda c: c.execute(
                     f"INSERT INTO {self._table} (pk, id, etag, body) VALUES (?, ?, ?, ?)",
-                    (partition_of(self.spec, body), _id(body), document.etag, _dumps(body)),
+                    (*key, document.etag, _dumps(body)),
                 )
             )
         except ConstraintViolationError:
-            raise DocumentExistsError(f"{self.spec.name}/{_id(body)} exists") from None
+            raise DocumentExistsError(f"{self.spec.name}/{key[1]} exists") from None
         return document
 
     async def replace(self, body: Body, *, etag: str) -> Document:
-        document = Document(body, new_etag())
+        key, document = _key(self.spec, body), Document(body, new_etag())
         changed = await self._db.write(
             lambda c: c.execute(
                 f"UPDATE {self._table} SET etag = ?, body = ? WHERE pk = ? AND id = ? AND etag = ?",
-                (document.etag, _dumps(body), partition_of(self.spec, body), _id(body), etag),
+                (document.etag, _dumps(body), *key, etag),
             )
         )
         if not changed:
-            raise PreconditionFailedError(f"{self.spec.name}/{_id(body)} changed since it was read")
+            raise PreconditionFailedError(f"{self.spec.name}/{key[1]} changed since it was read")
         return document
 
     async def upsert(self, body: Body) -> Document:
-        document = Document(body, new_etag())
+        key, document = _key(self.spec, body), Document(body, new_etag())
         await self._db.write(
             lambda c: c.execute(
                 f"INSERT INTO {self._table} (pk, id, etag, body) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (pk, id) DO UPDATE SET etag = excluded.etag, body = excluded.body",
-                (partition_of(self.spec, body), _id(body), document.etag, _dumps(body)),
+                (*key, document.etag, _dumps(body)),
             )
         )
         return document
@@ -284,11 +312,9 @@ class _SqliteContainer:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def _id(body: Body) -> str:
-    value = body.get("id")
-    if not isinstance(value, str) or not value:
-        raise ValueError("a document needs a non-empty string id")
-    return value
+def _key(spec: ContainerSpec, body: Body) -> tuple[str, str]:
+    """The row's (partition, id), checked before anything is written."""
+    return partition_of(spec, body), document_id(body)
 
 
 def _dumps(body: Body) -> str:

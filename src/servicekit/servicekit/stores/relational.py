@@ -113,7 +113,9 @@ DIALECTS: Mapping[str, Dialect] = {
     "mssql": Dialect(
         "mssql",
         {
-            "key": "NVARCHAR(64)",
+            # A binary collation: keys compare exactly, as on SQLite and PostgreSQL, where the
+            # default collation of Azure SQL would take "ABC" and "abc" for one key.
+            "key": "NVARCHAR(64) COLLATE Latin1_General_100_BIN2",
             "text": "NVARCHAR(MAX)",
             "real": "FLOAT",
             "timestamp": "VARCHAR(32)",

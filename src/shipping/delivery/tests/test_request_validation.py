@@ -75,6 +75,7 @@ def _in(hours: float) -> str:
         ({"ownerId": "a/b"}, "ownerId"),
         ({"ownerId": "x" * 65}, "ownerId"),
         ({"ownerId": ""}, "ownerId"),
+        ({"ownerId": ".."}, "ownerId"),  # not an id: a URL path segment that means "up"
         ({"confirmationRequired": "Retina"}, "confirmationRequired"),
         ({"expedited": "maybe"}, "expedited"),
         ({"packageInfo": {"size": "Huge", "weight": 1, "tag": "t"}}, "packageInfo.size"),
@@ -86,6 +87,10 @@ def _in(hours: float) -> str:
         ({"packageInfo": {"size": "Small", "weight": 1, "tag": "x" * 65}}, "packageInfo.tag"),
         (
             {"packageInfo": {"packageId": "a b", "size": "Small", "weight": 1, "tag": "t"}},
+            "packageInfo.packageId",
+        ),
+        (
+            {"packageInfo": {"packageId": ".", "size": "Small", "weight": 1, "tag": "t"}},
             "packageInfo.packageId",
         ),
         ({"packageInfo": None}, "packageInfo"),

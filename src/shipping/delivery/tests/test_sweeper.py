@@ -33,14 +33,28 @@ from delivery_service.store import (
 from delivery_service.sweeper import Sweeper
 from servicekit.stores import open_document_store
 from servicekit.testing import serve_in_thread
+from servicekit.testing_backends.cosmos import CosmosTestServer
 
 HOW_MANY = 6
 
 
+@pytest.fixture(params=["sqlite", pytest.param("cosmos", marks=pytest.mark.backend)])
+def delivery_store(
+    request: pytest.FixtureRequest, settings: DeliverySettings
+) -> tuple[str, str | None]:
+    """The URL and key of a store that replicas share: the settings' SQLite file, or a database on
+    the Cosmos DB test server, where a claim is an ETag write over HTTPS as on Azure Cosmos DB."""
+    if request.param == "sqlite":
+        return settings.store_url, None
+    url: str = request.getfixturevalue("cosmos_store_url")
+    return url, CosmosTestServer.key
+
+
 async def test_of_two_sweepers_finding_one_expired_lease_exactly_one_claims_it(
-    settings: DeliverySettings,
+    settings: DeliverySettings, delivery_store: tuple[str, str | None]
 ) -> None:
-    store = open_document_store(settings.store_url, CONTAINERS, timeout=5)
+    url, key = delivery_store
+    store = open_document_store(url, CONTAINERS, timeout=5, key=key)
     await store.start()
     deliveries = DeliveryRepository(store.container(DELIVERIES))
     keys = IdempotencyRepository(store.container(IDEMPOTENCY_KEYS))

@@ -1,8 +1,9 @@
 """No double booking: two scheduler processes on one store, many requests at once.
 
-Both processes are real uvicorn servers started as subprocesses on free ports, sharing one SQLite
-file, as two replicas share one database in the cluster. The requests race for the same nearest
-drones from both sides.
+Both processes are real uvicorn servers started as subprocesses on free ports, sharing one store, as
+two replicas share one database in the cluster: a SQLite file, and a database on the Cosmos DB test
+server (where the claim is an ETag write over HTTPS, as on Azure Cosmos DB). The requests race for
+the same nearest drones from both sides.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from scheduler_harness import delivery
 
 from scheduler_service.fleet import BASES
 from servicekit.testing import free_port
+from servicekit.testing_backends.cosmos import CosmosTestServer
 
 FLEET_SIZE = 12
 REQUESTS = 48
@@ -29,13 +31,31 @@ REQUESTS = 48
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("cosmos", marks=pytest.mark.backend)]
+)
+def shared_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """The settings that point both replicas at one store of the backend."""
+    if request.param == "sqlite":
+        yield {"SCHEDULER_STORE_URL": f"sqlite:///{tmp_path_factory.mktemp('store')}/scheduler.db"}
+        return
+    cosmos: CosmosTestServer = request.getfixturevalue("cosmos_server")
+    database = cosmos.new_database_name()
+    yield {"SCHEDULER_STORE_URL": cosmos.url(database), "SCHEDULER_COSMOS_KEY": cosmos.key}
+    cosmos.drop_database(database)
+
+
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """The two replicas, started once for the module; each test releases what it assigned."""
+def replicas(
+    tmp_path_factory: pytest.TempPathFactory, shared_store: dict[str, str]
+) -> Iterator[list[str]]:
+    """The two replicas, started once per store; each test releases what it assigned."""
     tmp_path = tmp_path_factory.mktemp("replicas")
     env = {
         **os.environ,
-        "SCHEDULER_STORE_URL": f"sqlite:///{tmp_path}/scheduler.db",
+        **shared_store,
         "SCHEDULER_FLEET_SIZE": str(FLEET_SIZE),
         "SCHEDULER_EXPEDITED_RESERVE": "0",
         "SCHEDULER_STORE_TIMEOUT_SECONDS": "10",
