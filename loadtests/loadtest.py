@@ -100,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--peak-users", type=int, default=40)
     parser.add_argument("--smoke", action="store_true", help="a few seconds, to check it works")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     run = SMOKE if args.smoke else Run(args.shape, args.seconds, args.peak_users)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results: Path = args.results
+    results.mkdir(parents=True, exist_ok=True)
     with ExitStack() as cleanup:
         host = args.host
         if host is None:
@@ -121,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"starting the system at {host} for the load test ...", flush=True)
                 cleanup.enter_context(stack)
-        code = subprocess.call(locust_command(host, run, RESULTS))
-    problems = check_results(RESULTS)
+        code = subprocess.call(locust_command(host, run, results))
+    problems = check_results(results)
     for problem in problems:
         print(problem, file=sys.stderr)
-    print(f"report: {RESULTS / 'loadtest.html'}; statistics: {RESULTS}/loadtest_*.csv")
+    print(f"report: {results / 'loadtest.html'}; statistics: {results}/loadtest_*.csv")
     return code or (1 if problems else 0)
 
 

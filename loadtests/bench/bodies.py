@@ -10,6 +10,7 @@ import json
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 # Doorsteps across the Seattle metro area, each a few kilometres from a drone base, so that requests
 # spread over the fleet as a city's do, rather than all competing for the drones of one base.
@@ -49,7 +50,7 @@ def kilometres(a: tuple[float, float], b: tuple[float, float]) -> float:
 ROUTES = [(a, b) for a in PLACES for b in PLACES if a != b and kilometres(a, b) <= MAX_HOP_KM]
 
 
-def delivery_request(rng: random.Random, number: int) -> dict[str, object]:
+def delivery_request(rng: random.Random, number: int) -> dict[str, Any]:
     pickup, dropoff = rng.choice(ROUTES)
     size = rng.choice(("Small", "Small", "Medium"))
     return {

@@ -51,7 +51,8 @@ class _Connection:
         self._reader = reader
         self._writer = writer
 
-    async def get(self, request: bytes) -> int:
+    async def get(self, request: bytes) -> tuple[int, bool]:
+        """The answer's status, and whether the connection may carry another request."""
         answer = _Answer()
         parser = httptools.HttpResponseParser(answer)
         self._writer.write(request)
@@ -61,7 +62,8 @@ class _Connection:
                 raise ConnectionError("the server closed the connection")
             parser.feed_data(chunk)
         status: int = parser.get_status_code()
-        return status
+        # nginx closes a client connection after `keepalive_requests` (1000) answers, and says so.
+        return status, bool(parser.should_keep_alive())
 
     def close(self) -> None:
         self._writer.close()
@@ -122,7 +124,7 @@ async def _paced(
             errors += 1
             return
         try:
-            status = await connection.get(request)
+            status, reusable = await connection.get(request)
         except (OSError, httptools.HttpParserError):
             errors += 1
             await pool.discard(connection)
@@ -130,7 +132,10 @@ async def _paced(
         latencies.append((time.perf_counter() - due) * 1000)
         if status != 200:
             errors += 1
-        await pool.release(connection)
+        if reusable:
+            await pool.release(connection)
+        else:
+            await pool.discard(connection)
 
     total = max(1, round(rate * seconds))
     pending: set[asyncio.Task[None]] = set()

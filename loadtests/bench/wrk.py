@@ -35,6 +35,8 @@ class WrkResult:
     seconds: float
     errors: int
     """Connection errors, timeouts and answers of 400 or more."""
+    failed_answers: int
+    """Answers of 400 or more, and timeouts: what the server did wrong."""
     p50_ms: float
     p99_ms: float
 
@@ -102,6 +104,7 @@ def parse_summary(output: str) -> WrkResult:
                 requests=summary["requests"],
                 seconds=summary["duration_us"] / 1e6,
                 errors=sum(summary["errors"].values()),
+                failed_answers=summary["errors"]["status"] + summary["errors"]["timeout"],
                 p50_ms=latency["p50"] / 1000,
                 p99_ms=latency["p99"] / 1000,
             )
