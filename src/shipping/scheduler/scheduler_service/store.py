@@ -59,7 +59,9 @@ class Versioned(Generic[R]):
 class Repository(Generic[R]):
     """One container, its documents as records of one type."""
 
-    def __init__(self, container: Container, record_type: type[R], *, remember: bool = False) -> None:
+    def __init__(
+        self, container: Container, record_type: type[R], *, remember: bool = False
+    ) -> None:
         """`remember`: keep the last record parsed of each document, and reuse it while the
         document's ETag is unchanged (for a small container read over and over, the fleet)."""
         self._container = container
