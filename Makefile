@@ -6,12 +6,12 @@ SHELL := /bin/bash
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
-TEST_DIRS := $(wildcard src/servicekit/tests src/gateway/tests src/shipping/*/tests tests/*)
+TEST_DIRS := $(wildcard src/servicekit/tests src/gateway/tests src/shipping/*/tests tests/* loadtests/tests)
 
 # The Azure Pipelines schema is not part of the project; it lies beside the clone.
 PIPELINES_SCHEMA ?= ../shared/schemas/azure-pipelines.schema.json
 
-.PHONY: help dev demo test test-backends lint format sync validate-pipelines charts k8s-tools new-service
+.PHONY: help dev demo loadtest bench test test-backends lint format sync validate-pipelines charts k8s-tools new-service
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -21,6 +21,16 @@ dev: sync ## run the whole system (gateway :8080 and the services) on embedded S
 
 demo: sync ## send a few deliveries through the gateway and watch them fly (starts the system if needed)
 	@$(RUN) python -m devstack demo
+
+# LOADTEST_ARGS, e.g. --shape spike --seconds 180, or --host http://127.0.0.1:8080 (see docs/load-testing.md).
+LOADTEST_ARGS ?=
+loadtest: sync ## Locust against the local system (started if it is not running), report in loadtests/results/
+	@$(RUN) python -m loadtests.loadtest $(LOADTEST_ARGS)
+
+BENCH_ARGS ?=
+bench: sync ## the system beside a baseline app: loadtests/results/bench.json (needs wrk and nginx)
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk" >&2; exit 1; }
+	@$(RUN) python -m loadtests.bench $(BENCH_ARGS)
 
 # Every test; those marked `backend` are skipped with the reason where their server cannot run (unless
 # CI=true). PYTEST_ARGS narrows the run, e.g. PYTEST_ARGS='-m "not backend"' (as .ci/run does).

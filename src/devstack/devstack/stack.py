@@ -191,18 +191,11 @@ class Stack:
         )
         programs = {"gateway": nginx_command(find_nginx(), nginx_config)}
         for service in SERVICES:
-            programs[service] = [
-                sys.executable,
-                "-m",
-                "uvicorn",
+            programs[service] = uvicorn_command(
                 f"{service}_service.app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.settings.ports.of(service)),
-                "--workers",
-                str(self.settings.workers),
-            ]
+                port=self.settings.ports.of(service),
+                workers=self.settings.workers,
+            )
         sections = [
             "[supervisord]",
             "nodaemon=true",
@@ -239,6 +232,22 @@ class Stack:
         path = self._control_dir / "supervisord.conf"
         path.write_text("\n".join(sections))
         return path
+
+
+def uvicorn_command(app: str, *, port: int, workers: int = 1) -> list[str]:
+    """How a service (or the benchmark's baseline app) is served: one place, so they are served alike."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
 
 
 def _quote(part: str) -> str:

@@ -60,3 +60,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     # servicekit writes its own access log, with the request id and the duration.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request it sends at INFO: the callee's access log has each one already, and
+    # a failed call is logged by the ServiceClient that retries it.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -26,7 +26,7 @@ from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
 from opentelemetry import trace
-from tenacity import AsyncRetrying, retry_if_exception, wait_random_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
 from servicekit.stores.errors import ConstraintViolationError, StoreUnavailableError
 from servicekit.stores.preparation import Preparation
@@ -361,6 +361,15 @@ class _OdbcBackend:
         return str(exc.args[0]) if isinstance(exc, self.driver.Error) and exc.args else ""
 
 
+_RETRY_WAIT = wait_random_exponential(multiplier=0.02, max=0.25)
+
+
+async def _first_wait(state: RetryCallState) -> None:
+    """Before the first retry, the wait that follows a first failure (it happened before tenacity)."""
+    if state.attempt_number == 1:
+        await asyncio.sleep(_RETRY_WAIT(state))
+
+
 class _ConnectionLostError(Exception):
     """A unit of work failed because its connection broke; on a new connection it may succeed."""
 
@@ -442,15 +451,22 @@ class RelationalStore:
     async def _run(self, work: Callable[[Connection], T], *, write: bool, prepared: bool) -> T:
         loop = asyncio.get_running_loop()
         call = functools.partial(self._in_transaction, work, write)
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(self._is_transient),
-            wait=wait_random_exponential(multiplier=0.02, max=0.25),
-            reraise=True,
-        )
         try:
             async with asyncio.timeout(self._timeout):
-                if prepared:
+                if prepared and not self._preparation.done:
                     await self._preparation.wait(self._timeout)
+                # Nearly every call succeeds at once: only a transient failure pays for retrying.
+                try:
+                    return await loop.run_in_executor(self._executor, call)
+                except Exception as exc:
+                    if not self._is_transient(exc):
+                        raise
+                retrying = AsyncRetrying(
+                    retry=retry_if_exception(self._is_transient),
+                    wait=_RETRY_WAIT,
+                    before=_first_wait,
+                    reraise=True,
+                )
                 async for attempt in retrying:
                     with attempt:
                         return await loop.run_in_executor(self._executor, call)

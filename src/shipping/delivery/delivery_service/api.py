@@ -36,7 +36,9 @@ from servicekit.problems import invalid_field, problem_responses
 
 
 def _state(name: str) -> object:
-    def dependency(request: Request) -> object:
+    # `async def` although it does not await: FastAPI runs a plain `def` dependency on a worker
+    # thread, a hand-off per request that costs more than the lookup itself.
+    async def dependency(request: Request) -> object:
         return getattr(request.app.state, name)
 
     return Depends(dependency)

@@ -65,6 +65,13 @@ class DeliverySettings(ServiceSettings):
         gt=0,
         description="How long one call to a neighbour may take, its retries included.",
     )
+    call_max_concurrency: int = Field(
+        default=8,
+        gt=0,
+        description="How many calls to one neighbour may be in flight at once; more wait for "
+        "their turn within the call deadline. A neighbour sent more than it serves at once only "
+        "answers later, past the attempt timeout, and the retries add to its load.",
+    )
     retry_initial_seconds: float = Field(
         default=0.5,
         gt=0,
@@ -99,4 +106,5 @@ class DeliverySettings(ServiceSettings):
         return CallPolicy(
             attempt_timeout=self.call_attempt_timeout_seconds,
             deadline=self.call_deadline_seconds,
+            max_concurrency=self.call_max_concurrency,
         )

@@ -48,6 +48,7 @@ from delivery_service.store import (
     Goal,
     Plan,
     StoredDelivery,
+    Versioned,
     Work,
     digest,
     utc_now,
@@ -107,10 +108,17 @@ class Workflow:
         `wake` cuts a wait short: it is set when this replica changed the delivery's work.
         """
         failures = 0
+        # The version this replica just wrote, when the next step may start from it: nobody has
+        # woken the runner since. A change by someone else meanwhile fails the next checkpoint on
+        # the ETag, as a change during a step does, and the step is then decided again.
+        written: Versioned | None = None
         while True:
+            if wake.is_set():
+                written = None
             wake.clear()
             try:
-                current = await self._deliveries.get(delivery_id)
+                current = written or await self._deliveries.get(delivery_id)
+                written = None
                 if current is None or not self._leases.holds(current.delivery.work):
                     return
                 delivery = await self._flush_outbox(current.delivery)
@@ -152,7 +160,9 @@ class Workflow:
                 else:
                     if saved.delivery.work is None:
                         return
+                    written = saved
             if pause > 0:
+                written = None
                 await self._pause(pause, wake)
 
     async def _flush_outbox(self, delivery: StoredDelivery) -> StoredDelivery:

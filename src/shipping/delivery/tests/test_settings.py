@@ -24,3 +24,14 @@ def test_settings_come_from_delivery_variables(monkeypatch: pytest.MonkeyPatch) 
 def test_a_lease_shorter_than_a_wait_and_a_call_is_refused() -> None:
     with pytest.raises(ValidationError, match="lease_seconds"):
         DeliverySettings(lease_seconds=5, retry_max_seconds=3, call_deadline_seconds=3)
+
+
+def test_calls_to_a_neighbour_are_limited_to_the_concurrency_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DELIVERY_CALL_MAX_CONCURRENCY", "3")
+
+    policy = DeliverySettings().call_policy()
+
+    assert policy.max_concurrency == 3
+    assert DeliverySettings.model_fields["call_max_concurrency"].default == 8

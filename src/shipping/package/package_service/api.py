@@ -13,12 +13,14 @@ from servicekit.models import IDENTIFIER_PATTERN
 from servicekit.problems import Problem, invalid_field, problem_responses
 
 
-def _packages(request: Request) -> PackageRepository:
+# Dependencies are `async def` although they do not await: FastAPI runs a plain `def` dependency on a
+# worker thread, a hand-off per request that costs more than the lookup itself.
+async def _packages(request: Request) -> PackageRepository:
     repository: PackageRepository = request.app.state.packages
     return repository
 
 
-def _settings(request: Request) -> PackageSettings:
+async def _settings(request: Request) -> PackageSettings:
     settings: PackageSettings = request.app.state.settings
     return settings
 

@@ -29,12 +29,14 @@ from servicekit.models import IDENTIFIER_PATTERN
 from servicekit.problems import Problem, invalid_field, problem_responses
 
 
-def _dispatcher(request: Request) -> Dispatcher:
+# Dependencies are `async def` although most do not await: FastAPI runs a plain `def` dependency on a
+# worker thread, a hand-off per request that costs more than the lookup itself.
+async def _dispatcher(request: Request) -> Dispatcher:
     dispatcher: Dispatcher = request.app.state.dispatcher
     return dispatcher
 
 
-def _store(request: Request) -> SchedulerStore:
+async def _store(request: Request) -> SchedulerStore:
     store: SchedulerStore = request.app.state.store
     return store
 
@@ -43,7 +45,7 @@ async def _seeded_store(request: Request) -> SchedulerStore:
     fleet: Fleet = request.app.state.fleet
     settings: SchedulerSettings = request.app.state.settings
     await fleet.wait_seeded(settings.store_timeout_seconds)
-    return _store(request)
+    return await _store(request)
 
 
 Dispatch = Annotated[Dispatcher, Depends(_dispatcher)]

@@ -48,7 +48,13 @@ from scheduler_service.models import (
     AssignmentStatus,
     Location,
 )
-from scheduler_service.planning import NoDroneFreeError, able_drones, choose_drone
+from scheduler_service.planning import (
+    NoDroneFreeError,
+    able_drones,
+    choose_drone,
+    preference,
+    reserve_size,
+)
 from scheduler_service.records import AssignmentRecord, DroneRecord, FlightPlan, StopKind
 from scheduler_service.settings import SchedulerSettings
 from scheduler_service.store import ContentionError, SchedulerStore, Versioned
@@ -62,6 +68,10 @@ a repeated request; an older one is planned again, so that no drone sets off lat
 ATTEMPTS = 48
 """How often one request re-reads and tries again after losing a race, before answering 503. Each
 lost race means another request got a drone, so this bounds the waiting, not the progress."""
+
+
+CANDIDATES = 16
+"""How many of the nearest able drones a request reads one by one before it reads the whole fleet."""
 
 
 class AssignmentNotFoundError(Exception):
@@ -105,17 +115,15 @@ class Dispatcher:
         delivery_id = request.delivery_id
         wanted = request.model_dump(mode="json")
         existed: bool | None = None
+        # Undeliverable: say so before anything changes (a drone's specification is constant).
+        able = sorted(able_drones(self._fleet.drones, request), key=preference(request))
         for _ in range(ATTEMPTS):
             now = self._clock()
             current = await self._store.assignments.get(delivery_id, delivery_id)
             existed = (current is not None) if existed is None else existed
-            fleet = await self._fleet_now()
-            able_drones(fleet, request)  # undeliverable: say so before anything changes
-            if current is not None:
-                if await self._answers(current.record, wanted, now):
-                    return Assigned(current.record, created=False)
-                fleet = await self._fleet_now()  # its drone may have been released just now
-            drone = choose_drone(fleet, request, now=now, reserve_share=self._reserve_share)
+            if current is not None and await self._answers(current.record, wanted, now):
+                return Assigned(current.record, created=False)
+            drone = await self._choose(able, request, now)
             plan = plan_delivery(
                 drone, request, now=now, speedup=self._speedup, traceparent=current_traceparent()
             )
@@ -199,8 +207,29 @@ class Dispatcher:
             await self._recall(plan, even_aboard=False)
         return False
 
-    async def _fleet_now(self) -> list[DroneRecord]:
-        return [found.record for found in await self._store.drones.query()]
+    async def _choose(
+        self, able: list[DroneRecord], request: AssignmentRequest, now: datetime
+    ) -> DroneRecord:
+        """The drone `choose_drone` would choose from the whole fleet as it is now.
+
+        While free drones are plentiful, that is the first free one of the able drones (`able`, in
+        order of preference): the nearest are read one by one, rather than the whole fleet. When
+        none of them is free, or the reserve for expedited deliveries is reached, the whole fleet
+        is read.
+        """
+        if request.expedited or await self._free_drones() > reserve_size(
+            len(self._fleet.drones), self._reserve_share
+        ):
+            for candidate in able[:CANDIDATES]:
+                found = await self._store.drones.get(candidate.id, candidate.id)
+                if found is not None and found.record.flight is None:
+                    return found.record
+        fleet = [found.record for found in await self._store.drones.query()]
+        return choose_drone(fleet, request, now=now, reserve_share=self._reserve_share)
+
+    async def _free_drones(self) -> int:
+        # A drone is claimed (claimedAt set) exactly while it has a flight (see `drones`).
+        return await self._store.drones.count(("claimedAt", "=", None))
 
     async def _state(self, plan: FlightPlan, drone: DroneRecord | None = None) -> PlanState:
         if drone is None:

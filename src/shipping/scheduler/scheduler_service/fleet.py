@@ -110,20 +110,31 @@ def _between(bounds: tuple[float, float], fraction: float) -> float:
 
 
 class Fleet:
-    """The fleet in the store: seeded in the background at start; requests wait for it briefly."""
+    """The fleet in the store: seeded in the background at start; requests wait for it briefly.
+
+    What a drone is (its model, payload, size, speed, range and base) never changes once it is
+    stored, so the fleet keeps it from seeding on (`drones`): a request plans with it and reads from
+    the store only the drones it considers, not the whole fleet. A drone that another replica adds
+    later (with a larger fleet size) is flown by that replica until this one restarts.
+    """
 
     def __init__(self, drones: Repository[DroneRecord], size: int) -> None:
         self._drones = drones
         self._size = size
         self._seeded = asyncio.Event()
+        self.drones: list[DroneRecord] = []
+        """Every drone as it was seeded: its specification (its flight is read from the store)."""
 
     async def seed(self) -> int:
         """Create the drones the store does not have yet (never changes one); answer how many."""
-        existing = {found.record.id for found in await self._drones.query()}
+        existing = {found.record.id: found.record for found in await self._drones.query()}
         added = 0
         for drone in make_fleet(self._size):
-            if drone.id not in existing and await self._drones.create(drone):
-                added += 1
+            if drone.id not in existing:
+                if await self._drones.create(drone):
+                    added += 1
+                existing[drone.id] = drone
+        self.drones = sorted(existing.values(), key=lambda drone: drone.id)
         self._seeded.set()
         log.info("fleet ready: %d drones, %d added", self._size, added)
         return added

@@ -23,7 +23,10 @@ class PackageSize(CaseInsensitiveEnum):
     @property
     def rank(self) -> int:
         """Small < Medium < Large: a drone that takes a size takes every smaller one."""
-        return list(PackageSize).index(self)
+        return _SIZE_RANKS[self]
+
+
+_SIZE_RANKS = {size: rank for rank, size in enumerate(PackageSize)}
 
 
 class ConfirmationType(CaseInsensitiveEnum):

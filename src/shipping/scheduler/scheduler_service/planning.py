@@ -8,7 +8,7 @@ of the last free drones kept in reserve (a share of the fleet), an expedited one
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from scheduler_service.flights import route_km
@@ -67,8 +67,7 @@ def choose_drone(
     now: datetime,
     reserve_share: float,
 ) -> DroneRecord:
-    """The drone to claim for the request. Of drones at the same distance, the one that lifts least,
-    so that heavy lifters stay free for heavy packages."""
+    """The drone to claim for the request, in the order of `preference`."""
     able = able_drones(fleet, request)
     free = [drone for drone in able if drone.flight is None]
     if not free:
@@ -85,8 +84,14 @@ def choose_drone(
             f"is due back in {wait} s.",
             wait,
         )
+    return min(free, key=preference(request))
+
+
+def preference(request: AssignmentRequest) -> Callable[[DroneRecord], tuple[float, float, str]]:
+    """The order drones are chosen in: the nearest first; of drones equally near (one base), the
+    one that lifts least, so that heavy lifters stay free for heavy packages."""
     pickup = request.pickup.point
-    return min(free, key=lambda d: (distance_km(d.base, pickup), d.max_payload_kg, d.id))
+    return lambda drone: (distance_km(drone.base, pickup), drone.max_payload_kg, drone.id)
 
 
 def retry_after(drones: Sequence[DroneRecord], now: datetime) -> int:

@@ -83,6 +83,8 @@ class DroneRecord(Record):
     delivery_id: str | None = None
     """The delivery the drone serves, from its claim to the drop-off."""
     claimed_at: StoredTime | None = None
+    """Set exactly while `flight` is: from the claim until the drone is on the ground and free
+    (a query of free drones filters on it, as it is indexed)."""
     flight: FlightPlan | None = None
     """None exactly when the drone is on the ground at its base and free."""
     next_stop: int = 0

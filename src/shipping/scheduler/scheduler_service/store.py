@@ -59,9 +59,14 @@ class Versioned(Generic[R]):
 class Repository(Generic[R]):
     """One container, its documents as records of one type."""
 
-    def __init__(self, container: Container, record_type: type[R]) -> None:
+    def __init__(
+        self, container: Container, record_type: type[R], *, remember: bool = False
+    ) -> None:
+        """`remember`: keep the last record parsed of each document, and reuse it while the
+        document's ETag is unchanged (for a small container read over and over, the fleet)."""
         self._container = container
         self._type = record_type
+        self._remembered: dict[str, Versioned[R]] | None = {} if remember else None
 
     @property
     def name(self) -> str:
@@ -82,7 +87,7 @@ class Repository(Generic[R]):
     async def replace(self, current: Versioned[R], record: R) -> Versioned[R]:
         """Write the record if the document is still `current`; raise PreconditionFailedError if not."""
         written = await self._container.replace(record.as_document(), etag=current.etag)
-        return Versioned(record, written.etag)
+        return self._remember(Versioned(record, written.etag))
 
     async def delete(self, id: str, partition: str, *, etag: str | None = None) -> bool:
         return await self._container.delete(id, partition, etag=etag)
@@ -127,7 +132,17 @@ class Repository(Generic[R]):
         return self._type.model_validate(document)
 
     def _versioned(self, document: dict[str, Any], etag: str) -> Versioned[R]:
-        return Versioned(self.parse(document), etag)
+        if self._remembered is not None:
+            known = self._remembered.get(str(document.get("id")))
+            if known is not None and known.etag == etag:
+                return known
+        return self._remember(Versioned(self.parse(document), etag))
+
+    def _remember(self, versioned: Versioned[R]) -> Versioned[R]:
+        # Records are never changed in place (every change is a model_copy), so sharing is safe.
+        if self._remembered is not None:
+            self._remembered[str(getattr(versioned.record, "id", ""))] = versioned
+        return versioned
 
 
 @dataclass(frozen=True)
@@ -158,7 +173,7 @@ async def open_scheduler_store(settings: SchedulerSettings) -> AsyncIterator[Sch
     await documents.start()
     try:
         yield SchedulerStore(
-            drones=Repository(documents.container(DRONES.name), DroneRecord),
+            drones=Repository(documents.container(DRONES.name), DroneRecord, remember=True),
             assignments=Repository(documents.container(ASSIGNMENTS.name), AssignmentRecord),
             notifications=Repository(documents.container(NOTIFICATIONS.name), NotificationRecord),
             utilization=Repository(documents.container(UTILIZATION.name), FlightRecord),

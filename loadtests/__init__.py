@@ -1,0 +1,1 @@
+"""Load tests (Locust) and the benchmark of Drone Delivery; see docs/load-testing.md and docs/performance.md."""
