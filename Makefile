@@ -11,7 +11,7 @@ TEST_DIRS := $(wildcard src/servicekit/tests src/gateway/tests src/shipping/*/te
 # The Azure Pipelines schema is not part of the project; it lies beside the clone.
 PIPELINES_SCHEMA ?= ../shared/schemas/azure-pipelines.schema.json
 
-.PHONY: help dev demo test test-backends lint format sync validate-pipelines charts k8s-tools
+.PHONY: help dev demo test test-backends chaos fuzz lint format sync validate-pipelines charts k8s-tools
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -30,6 +30,12 @@ test: lint ## lint, type-check and run every test
 # missing server fails the run instead of skipping (see docs/stores.md).
 test-backends: sync ## run the store tests on the Cosmos DB test server and on PostgreSQL over ODBC
 	REQUIRE_BACKENDS=1 $(RUN) pytest -m backend $(PYTEST_ARGS)
+
+# The full chaos profile: a minute of kill -9 under load (make test runs 15 s of it), and every
+# store taken away for 15 s. The reports are printed at the end and kept in .data/chaos/.
+CHAOS_SECONDS ?= 60
+chaos: sync ## kill -9 the services at random for a minute under load, take their stores away; report
+	CHAOS_SECONDS=$(CHAOS_SECONDS) $(RUN) pytest tests/chaos $(PYTEST_ARGS)
 
 lint: sync ## ruff (lint + format check) and mypy --strict
 	$(RUN) ruff check .
