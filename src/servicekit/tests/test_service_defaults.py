@@ -74,6 +74,15 @@ def test_unknown_route_and_wrong_method_are_problems(service: httpx.Client) -> N
     assert wrong.headers["allow"] == "POST"
 
 
+def test_a_wrong_method_is_told_every_method_the_path_allows(service: httpx.Client) -> None:
+    # FastAPI makes one route per method; the 405 must name the methods of all of them (RFC 9110).
+    for method in ("PUT", "OPTIONS", "TRACE"):
+        response = service.request(method, "/paint/red")
+
+        assert response.status_code == 405
+        assert response.headers["allow"] == "DELETE, GET"
+
+
 def test_a_route_can_answer_its_own_problem(service: httpx.Client) -> None:
     response = service.get("/teapot")
 
