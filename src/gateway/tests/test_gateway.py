@@ -172,6 +172,27 @@ def test_internal_and_unknown_routes_are_not_found_from_outside(
     assert "method" not in response.json(), "never reached the service"
 
 
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/deliveryrequests", "POST"),
+        ("/api/deliveryrequests/d1", "DELETE, PATCH"),
+        ("/api/deliveries/d1", "GET"),
+        ("/api/deliveries/d1/events", "GET"),
+        ("/api/deliveries/d1/notifymerequests", "POST"),
+    ],
+)
+def test_a_method_nginx_refuses_is_a_405_naming_the_public_methods(
+    gateway: Gateway, path: str, allowed: str
+) -> None:
+    response = httpx.request("TRACE", f"{gateway.url}{path}")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.headers["x-request-id"]
+
+
 def test_request_id_is_generated_passed_on_and_returned(gateway: Gateway) -> None:
     response = httpx.get(f"{gateway.url}/api/deliveries/d1")
 
