@@ -130,9 +130,8 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             statuses = list(COMMON_PROBLEMS)
             if "requestBody" in operation:
-                statuses += [400, 422]  # malformed JSON, invalid fields
-            if operation.get("parameters"):
-                statuses.append(422)
+                statuses.append(400)  # malformed JSON
+            # 422 (invalid fields) FastAPI documents itself, exactly where it validates the input.
             for status in statuses:
                 responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
             for status, response in responses.items():

@@ -430,6 +430,20 @@ async def test_utilization_refuses_missing_or_invalid_parameters_with_400(
     assert response.headers["content-type"] == PROBLEM_JSON
 
 
+async def test_utilization_documents_its_required_parameters_and_its_400(
+    shared_scheduler: httpx.AsyncClient,
+) -> None:
+    document = (await shared_scheduler.get("/openapi.json")).json()
+
+    operation = document["paths"]["/api/dronedeliveries/utilization"]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) == {"ownerId", "year", "month"}
+    assert all(p["in"] == "query" and p["required"] for p in parameters.values())
+    assert parameters["month"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 12}
+    assert "400" in operation["responses"]
+    assert "422" not in operation["responses"], "invalid parameters are a 400 here"
+
+
 async def test_utilization_is_zero_when_nothing_was_flown(
     shared_scheduler: httpx.AsyncClient,
 ) -> None:
