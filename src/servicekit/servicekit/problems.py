@@ -8,6 +8,7 @@ exception is answered by the request middleware (`servicekit.requests`), which o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -17,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 
 from servicekit.context import current_request_id
 from servicekit.stores.errors import StoreUnavailableError
@@ -156,19 +156,30 @@ async def _on_http_exception(request: Request, exc: HTTPException) -> JSONRespon
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method the request's path allows (RFC 9110). Starlette's 405 names only the methods of
-    the first route that matched the path, and FastAPI makes one route per method."""
-    routes = request.app.router.routes
-    return ", ".join(
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
-        )
-    )
+    """The methods the service's OpenAPI document gives the request's path (RFC 9110 asks for all of
+    them; Starlette names only those of the first route that matched, and FastAPI makes one route
+    per method). As OpenAPI matches paths, a concrete path wins over a templated one: the methods of
+    `/api/packages/summary` are not those of `/api/packages/{id}`."""
+    matching = [
+        (template.count("{"), item)
+        for template, item in request.app.openapi().get("paths", {}).items()
+        if re.fullmatch(_TEMPLATE_PARAMETER.sub("[^/]+", re.escape(template)), request.url.path)
+    ]
+    if not matching:
+        return ""
+    fewest = min(parameters for parameters, _ in matching)
+    methods = {
+        method.upper()
+        for parameters, item in matching
+        if parameters == fewest
+        for method in item
+        if method.upper() in _METHODS
+    }
+    return ", ".join(sorted(methods))
 
 
-_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+_TEMPLATE_PARAMETER = re.compile(r"\\\{[^}/]+\\\}")
+_METHODS = frozenset(("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"))
 
 
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

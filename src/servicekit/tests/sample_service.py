@@ -38,6 +38,12 @@ async def paint(body: Paint) -> Paint:
     return body
 
 
+@router.get("/paint/catalogue")
+async def catalogue() -> list[str]:
+    """A concrete path beside the templated /paint/{id}, as /api/packages/summary is."""
+    return ["red", "green"]
+
+
 @router.get("/paint/{id}")
 async def get_paint(id: str) -> dict[str, str]:
     return {"id": id}

@@ -81,6 +81,8 @@ def test_a_wrong_method_is_told_every_method_the_path_allows(service: httpx.Clie
 
         assert response.status_code == 405
         assert response.headers["allow"] == "DELETE, GET"
+    # A concrete path is its own resource, though /paint/{id} would match it too.
+    assert service.options("/paint/catalogue").headers["allow"] == "GET"
 
 
 def test_a_route_can_answer_its_own_problem(service: httpx.Client) -> None:
