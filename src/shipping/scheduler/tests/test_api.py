@@ -484,3 +484,13 @@ async def test_utilization_sums_the_owners_completed_flights_of_the_month(
         kms[0] / speeds[flown[0].json()["droneId"]] + kms[1] / speeds[flown[1].json()["droneId"]]
     )
     assert totals["assignedHours"] == pytest.approx(hours, rel=1e-3)
+
+
+async def test_utilization_is_not_a_delivery_id(shared_scheduler: httpx.AsyncClient) -> None:
+    # An assignment for "utilization" could be made, but never read: that GET is the utilization.
+    response = await shared_scheduler.put(
+        "/api/dronedeliveries/utilization", json=delivery("utilization")
+    )
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "deliveryId"
