@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
@@ -50,21 +50,3 @@ PlainText = Annotated[str, AfterValidator(_plain_text)]
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 """An id a client chooses or sees: 1-64 letters, digits, `.`, `_` or `-`."""
-
-
-def sibling_names(*names: str) -> tuple[AfterValidator, dict[str, Any]]:
-    """Keep ids from taking the names of the concrete paths beside `{id}`.
-
-    `/api/packages/summary` is the monthly summary, so a package called "summary" could be created
-    but never read. Answers the validator for the id's `Annotated` type and the `json_schema_extra`
-    that documents the exclusion:
-
-        PackageId = Annotated[str, Path(pattern=..., json_schema_extra=schema), validator]
-    """
-
-    def refuse(value: str) -> str:
-        if value in names:
-            raise ValueError(f"{value!r} names another resource here; it cannot be an id")
-        return value
-
-    return AfterValidator(refuse), {"not": {"enum": list(names)}}

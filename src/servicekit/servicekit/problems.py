@@ -8,7 +8,6 @@ exception is answered by the request middleware (`servicekit.requests`), which o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -151,35 +150,11 @@ async def _on_http_exception(request: Request, exc: HTTPException) -> JSONRespon
     detail = exc.detail if exc.detail and exc.detail != phrase else None
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        headers["Allow"] = _allowed_methods(request)
+        # Imported here: routing answers its own 405s with this module's problems.
+        from servicekit.routing import allowed_methods
+
+        headers["Allow"] = allowed_methods(request)
     return problem_response(request, exc.status_code, detail=detail, headers=headers)
-
-
-def _allowed_methods(request: Request) -> str:
-    """The methods the service's OpenAPI document gives the request's path (RFC 9110 asks for all of
-    them; Starlette names only those of the first route that matched, and FastAPI makes one route
-    per method). As OpenAPI matches paths, a concrete path wins over a templated one: the methods of
-    `/api/packages/summary` are not those of `/api/packages/{id}`."""
-    matching = [
-        (template.count("{"), item)
-        for template, item in request.app.openapi().get("paths", {}).items()
-        if re.fullmatch(_TEMPLATE_PARAMETER.sub("[^/]+", re.escape(template)), request.url.path)
-    ]
-    if not matching:
-        return ""
-    fewest = min(parameters for parameters, _ in matching)
-    methods = {
-        method.upper()
-        for parameters, item in matching
-        if parameters == fewest
-        for method in item
-        if method.upper() in _METHODS
-    }
-    return ", ".join(sorted(methods))
-
-
-_TEMPLATE_PARAMETER = re.compile(r"\\\{[^}/]+\\\}")
-_METHODS = frozenset(("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"))
 
 
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -31,7 +31,7 @@ from delivery_service.settings import DeliverySettings
 from delivery_service.store import DeliveryRepository, NotifyMeRecord, NotifyMeRepository
 from delivery_service.tracking import DeliveryTracking, not_found
 from delivery_service.views import delivery_view, owner_view
-from servicekit.models import IDENTIFIER_PATTERN, sibling_names
+from servicekit.models import IDENTIFIER_PATTERN
 from servicekit.problems import invalid_field, problem_responses
 
 
@@ -48,16 +48,7 @@ Tracking = Annotated[DeliveryTracking, _state("tracking")]
 Deliveries = Annotated[DeliveryRepository, _state("deliveries")]
 NotifyMe = Annotated[NotifyMeRepository, _state("notify_me")]
 Settings = Annotated[DeliverySettings, _state("settings")]
-_NOT_SUMMARY, _NOT_SUMMARY_SCHEMA = sibling_names("summary")
-DeliveryId = Annotated[
-    str,
-    Path(
-        pattern=IDENTIFIER_PATTERN,
-        description="The delivery's id.",
-        json_schema_extra=_NOT_SUMMARY_SCHEMA,
-    ),
-    _NOT_SUMMARY,
-]
+DeliveryId = Annotated[str, Path(pattern=IDENTIFIER_PATTERN, description="The delivery's id.")]
 IdempotencyKey = Annotated[
     str | None,
     Header(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from package_service.models import Package, PackageIn, PackagePatch, PackageSummary
 from package_service.settings import PackageSettings
 from package_service.store import PackageRecord, PackageRepository
-from servicekit.models import IDENTIFIER_PATTERN, sibling_names
+from servicekit.models import IDENTIFIER_PATTERN
 from servicekit.problems import Problem, invalid_field, problem_responses
 
 
@@ -25,16 +25,7 @@ def _settings(request: Request) -> PackageSettings:
 
 Packages = Annotated[PackageRepository, Depends(_packages)]
 Settings = Annotated[PackageSettings, Depends(_settings)]
-_NOT_SUMMARY, _NOT_SUMMARY_SCHEMA = sibling_names("summary")
-PackageId = Annotated[
-    str,
-    Path(
-        pattern=IDENTIFIER_PATTERN,
-        description="The package's id.",
-        json_schema_extra=_NOT_SUMMARY_SCHEMA,
-    ),
-    _NOT_SUMMARY,
-]
+PackageId = Annotated[str, Path(pattern=IDENTIFIER_PATTERN, description="The package's id.")]
 
 router = APIRouter(prefix="/api/packages", tags=["packages"])
 

@@ -25,7 +25,7 @@ from scheduler_service.planning import NoDroneFreeError, UndeliverableError
 from scheduler_service.records import DroneRecord
 from scheduler_service.settings import SchedulerSettings
 from scheduler_service.store import SchedulerStore
-from servicekit.models import IDENTIFIER_PATTERN, sibling_names
+from servicekit.models import IDENTIFIER_PATTERN
 from servicekit.problems import Problem, invalid_field, problem_responses
 
 
@@ -64,16 +64,8 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
 Dispatch = Annotated[Dispatcher, Depends(_dispatcher)]
 Store = Annotated[SchedulerStore, Depends(_store)]
 SeededStore = Annotated[SchedulerStore, Depends(_seeded_store)]
-_NOT_UTILIZATION, _NOT_UTILIZATION_SCHEMA = sibling_names("utilization")
 DeliveryId = Annotated[
-    str,
-    Path(
-        alias="deliveryId",
-        pattern=IDENTIFIER_PATTERN,
-        description="The delivery's id.",
-        json_schema_extra=_NOT_UTILIZATION_SCHEMA,
-    ),
-    _NOT_UTILIZATION,
+    str, Path(alias="deliveryId", pattern=IDENTIFIER_PATTERN, description="The delivery's id.")
 ]
 DroneId = Annotated[str, Path(pattern=IDENTIFIER_PATTERN, description="The drone's id.")]
 
