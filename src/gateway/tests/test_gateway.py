@@ -178,6 +178,7 @@ def test_internal_and_unknown_routes_are_not_found_from_outside(
         ("/api/deliveryrequests/d1", "DELETE, PATCH"),
         ("/api/deliveries/d1", "GET"),
         ("/api/deliveries/d1/events", "GET"),
+        ("/api/deliveries/summary", "GET"),
         ("/api/deliveries/d1/notifymerequests", "POST"),
     ],
 )
@@ -191,6 +192,14 @@ def test_another_method_on_a_public_path_is_a_405_naming_the_public_methods(
     assert response.headers["allow"] == allowed
     assert response.headers["content-type"] == PROBLEM_JSON
     assert response.headers["x-request-id"]
+    assert "method" not in response.json(), "never reached the service"
+
+
+def test_the_summary_is_not_taken_for_a_delivery_id(gateway: Gateway) -> None:
+    # PUT /api/deliveries/{id} is internal (404), but /api/deliveries/summary is a public resource.
+    response = httpx.put(f"{gateway.url}/api/deliveries/summary", json={})
+
+    assert (response.status_code, response.headers["allow"]) == (405, "GET")
     assert "method" not in response.json(), "never reached the service"
 
 
