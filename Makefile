@@ -37,6 +37,11 @@ CHAOS_SECONDS ?= 60
 chaos: sync ## kill -9 the services at random for a minute under load, take their stores away; report
 	CHAOS_SECONDS=$(CHAOS_SECONDS) $(RUN) pytest tests/chaos $(PYTEST_ARGS)
 
+# The thorough fuzz profile: 100 generated requests an operation (make test runs 10).
+FUZZ_MAX_EXAMPLES ?= 100
+fuzz: sync ## schemathesis over every service's OpenAPI document and the public API through the gateway
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(RUN) pytest tests/fuzz $(PYTEST_ARGS)
+
 lint: sync ## ruff (lint + format check) and mypy --strict
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
