@@ -1,6 +1,7 @@
-"""A service's store out for a while (OUTAGE_SECONDS, 15 s by default): the service stays alive,
-answers what needs the store with a quick 503 and Retry-After instead of hanging, and afterwards
-everything goes on by itself; no delivery accepted before or during the outage is lost.
+"""A service's store out for a while (OUTAGE_SECONDS: 12 s by default, 15 s in `make chaos`): the
+service stays alive, answers what needs the store with a quick 503 and Retry-After instead of
+hanging, and afterwards everything goes on by itself; no delivery accepted before or during the
+outage is lost.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +31,7 @@ from outage_support import (
 from devstack.stack import Stack
 from servicekit.testing_backends.postgres import PostgresTestServer
 
-OUTAGE_SECONDS = float(os.environ.get("OUTAGE_SECONDS", "15"))
+OUTAGE_SECONDS = float(os.environ.get("OUTAGE_SECONDS", "12"))
 RECOVERY_SECONDS = 60.0
 
 
@@ -102,17 +104,31 @@ def outage_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(OUTAGE_SECONDS + RECOVERY_SECONDS + 60)
-@pytest.mark.parametrize("service", ["delivery", "package", "scheduler"])
-def test_a_sqlite_store_held_locked_is_answered_503_and_recovered_from(
-    outage_stack: Stack, record_report: Callable[[str, str], None], service: str
+@pytest.mark.parametrize(
+    "services",
+    [("delivery",), ("package", "scheduler")],
+    ids=["delivery", "package-and-scheduler"],
+)
+def test_sqlite_stores_held_locked_are_answered_503_and_recovered_from(
+    outage_stack: Stack, record_report: Callable[[str, str], None], services: tuple[str, ...]
 ) -> None:
-    database = outage_stack.data_dir / f"{service}.db"
-    outage = Outage(outage_stack, service, REQUESTS[service], reads_answered=True)
+    # The delivery service's own store, then both of its neighbours' stores at once.
+    outage = Outage(outage_stack, services, reads_answered=True)
 
-    outage.run(lambda: exclusive_lock(database))
+    outage.run(
+        lambda: _all(exclusive_lock(outage_stack.data_dir / f"{name}.db") for name in services)
+    )
 
-    record_report(f"outage-{service}-sqlite", outage.report("SQLite, BEGIN EXCLUSIVE"))
+    record_report(f"outage-{'-'.join(services)}-sqlite", outage.report("SQLite, BEGIN EXCLUSIVE"))
     outage.check()
+
+
+@contextmanager
+def _all(managers: Iterable[AbstractContextManager[None]]) -> Iterator[None]:
+    with ExitStack() as stack:
+        for manager in managers:
+            stack.enter_context(manager)
+        yield
 
 
 @pytest.mark.backend
@@ -129,7 +145,7 @@ def test_a_postgresql_database_refusing_connections_is_answered_503_and_recovere
     shutil.rmtree(data, ignore_errors=True)
     settings = chaos_stack_settings(data, PACKAGE_STORE_URL=odbc_store_url)
     with Stack(settings) as stack:
-        outage = Outage(stack, "package", REQUESTS["package"], reads_answered=False)
+        outage = Outage(stack, ("package",), reads_answered=False)
 
         outage.run(lambda: postgres_server.refusing_connections(database))
 
@@ -142,46 +158,57 @@ def test_a_postgresql_database_refusing_connections_is_answered_503_and_recovere
 class Outage:
     """One outage: deliveries before it, probes and new deliveries during it, recovery after it."""
 
-    def __init__(
-        self, stack: Stack, service: str, requests: Requests, *, reads_answered: bool
-    ) -> None:
+    def __init__(self, stack: Stack, services: tuple[str, ...], *, reads_answered: bool) -> None:
         self.stack = stack
-        self.service = service
-        self.requests = requests
+        self.services = services
         self.reads_answered = reads_answered
-        self.liveness = Probe(f"GET /livez, /readyz on the {service} service")
-        self.writes = Probe(requests.write_name)
-        self.reads = Probe(requests.read_name)
+        self.probes: list[tuple[str, Probe, Probe, Probe]] = [
+            (
+                name,
+                Probe(f"GET /livez, /readyz ({name})"),
+                Probe(REQUESTS[name].write_name),
+                Probe(REQUESTS[name].read_name),
+            )
+            for name in services
+        ]
         self.customers: list[Customer] = []
         self.answered_during: list[int] = []
         self.stages: dict[str, str] = {}
         self.recovery_seconds = 0.0
 
-    def run(self, out: Callable[[], Any]) -> None:
-        with (
-            httpx.Client(base_url=self.stack.gateway_url, timeout=10) as gateway,
-            httpx.Client(base_url=self.stack.service_url(self.service), timeout=10) as direct,
-        ):
+    def run(self, out: Callable[[], AbstractContextManager[Any]]) -> None:
+        with ExitStack() as clients:
+            gateway = clients.enter_context(
+                httpx.Client(base_url=self.stack.gateway_url, timeout=10)
+            )
+            direct = {
+                name: clients.enter_context(
+                    httpx.Client(base_url=self.stack.service_url(name), timeout=10)
+                )
+                for name in self.services
+            }
             # In flight when the outage starts: picked up a few seconds later.
             before = [Customer(delivery_request(i, later_seconds=4)) for i in range(3)]
             for customer in before:
                 assert customer.post(gateway).status_code == 202
             self.customers += before
-            target = gateway if self.requests.through_gateway else direct
 
             def probe(index: int) -> None:
-                self.liveness.send(direct, "GET", "/livez", expect=200, problem=False)
-                self.liveness.send(direct, "GET", "/readyz", expect=200, problem=False)
-                method, path, body = self.requests.write(index)
-                self.writes.send(target, method, path, expect=503, json=body)
-                method, path = self.requests.read(before[0])
-                self.reads.send(
-                    target,
-                    method,
-                    path,
-                    expect=200 if self.reads_answered else 503,
-                    problem=not self.reads_answered,
-                )
+                for name, liveness, writes, reads in self.probes:
+                    requests = REQUESTS[name]
+                    target = gateway if requests.through_gateway else direct[name]
+                    liveness.send(direct[name], "GET", "/livez", expect=200, problem=False)
+                    liveness.send(direct[name], "GET", "/readyz", expect=200, problem=False)
+                    method, path, body = requests.write(index)
+                    writes.send(target, method, path, expect=503, json=body)
+                    method, path = requests.read(before[0])
+                    reads.send(
+                        target,
+                        method,
+                        path,
+                        expect=200 if self.reads_answered else 503,
+                        problem=not self.reads_answered,
+                    )
                 # A customer asks for a delivery; the delivery service's own outage refuses it.
                 customer = Customer(delivery_request(10 + index))
                 self.customers.append(customer)
@@ -208,26 +235,28 @@ class Outage:
             f"{stage} {n}" for stage, n in sorted(Counter(self.stages.values()).items())
         )
         accepted = sum(1 for c in self.customers if c.delivery_id)
+        during = ", ".join(f"{s} x{n}" for s, n in sorted(Counter(self.answered_during).items()))
         lines = [
-            f"Store outage: the {self.service} store ({how}) for {OUTAGE_SECONDS:g} s",
+            f"Store outage: the {' and '.join(self.services)} store ({how}) for {OUTAGE_SECONDS:g} s",
             "  answers during the outage:",
-            self.liveness.line(),
-            self.writes.line(),
-            self.reads.line(),
-            f"    {'new delivery requests (gateway)':<44} "
-            + ", ".join(f"{s} x{n}" for s, n in sorted(Counter(self.answered_during).items())),
+        ]
+        for _, *probes in self.probes:
+            lines.extend(probe.line() for probe in probes)
+        lines += [
+            f"    {'new delivery requests (gateway)':<44} {during}",
             f"  deliveries: {len(self.customers)} requested (3 before, the rest during), "
             f"{accepted} accepted, lost {len(self.customers) - accepted}; "
-            f"after {self.recovery_seconds:.0f} s: {stages}",
+            f"{self.recovery_seconds:.0f} s after it: {stages}",
         ]
-        for probe in (self.liveness, self.writes, self.reads):
-            lines.extend(f"  fault: {fault}" for fault in probe.faults[:10])
+        for _, *probes in self.probes:
+            for probe in probes:
+                lines.extend(f"  fault: {fault}" for fault in probe.faults[:10])
         return "\n".join(lines)
 
     def check(self) -> None:
         text = self.report("")
-        assert not self.liveness.faults, text
-        assert not self.writes.faults, text
-        assert not self.reads.faults, text
+        for _, *probes in self.probes:
+            for probe in probes:
+                assert not probe.faults, text
         assert all(c.delivery_id for c in self.customers), text
         assert set(self.stages.values()) == {"Completed"}, text
