@@ -11,7 +11,7 @@ TEST_DIRS := $(wildcard src/servicekit/tests src/gateway/tests src/shipping/*/te
 # The Azure Pipelines schema is not part of the project; it lies beside the clone.
 PIPELINES_SCHEMA ?= ../shared/schemas/azure-pipelines.schema.json
 
-.PHONY: help dev demo loadtest bench test test-backends lint format sync validate-pipelines charts k8s-tools new-service
+.PHONY: help dev demo loadtest bench chaos fuzz test test-backends lint format sync validate-pipelines charts k8s-tools new-service
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -43,6 +43,18 @@ test: lint ## lint, type-check and run every test
 # (see docs/stores.md).
 test-backends: sync ## run the tests on the Cosmos DB test server and on PostgreSQL over ODBC
 	REQUIRE_BACKENDS=1 $(RUN) pytest -m backend $(PYTEST_ARGS)
+
+# The full chaos profile: a minute of kill -9 under load (make test runs 15 s of it), and the
+# stores taken away for 15 s (12 s in make test). The reports are printed at the end and kept in .data/chaos/.
+CHAOS_SECONDS ?= 60
+OUTAGE_SECONDS ?= 15
+chaos: sync ## kill -9 the services at random for a minute under load, take their stores away; report
+	CHAOS_SECONDS=$(CHAOS_SECONDS) OUTAGE_SECONDS=$(OUTAGE_SECONDS) $(RUN) pytest tests/chaos $(PYTEST_ARGS)
+
+# The thorough fuzz profile: 100 generated requests an operation (make test runs 10).
+FUZZ_MAX_EXAMPLES ?= 100
+fuzz: sync ## schemathesis over every service's OpenAPI document and the public API through the gateway
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(RUN) pytest tests/fuzz $(PYTEST_ARGS)
 
 lint: sync ## ruff (lint + format check) and mypy --strict
 	$(RUN) ruff check .

@@ -143,11 +143,24 @@ class Stack:
         info: dict[str, Any] = self._rpc().supervisor.getProcessInfo(program)
         return int(info["pid"])
 
-    def kill(self, program: str, sig: signal.Signals = signal.SIGKILL) -> int:
-        """Send a signal to a program's process (supervisord restarts it); answer the pid signalled."""
+    def kill(
+        self, program: str, sig: signal.Signals = signal.SIGKILL, *, group: bool = False
+    ) -> int:
+        """Send a signal to a program's process (supervisord restarts it); answer the pid signalled.
+
+        `group`: signal its whole process group instead (supervisord gives each program its own), as
+        a crashed container takes every process with it: nginx's workers die with their master
+        rather than linger, still listening, beside the restarted gateway.
+        """
         pid = self.pid(program)
         if pid:
-            os.kill(pid, sig)
+            try:
+                if group:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
+            except ProcessLookupError:
+                return 0  # it died (and is being restarted) since it was looked up
         return pid
 
     def restart(self, program: str) -> None:

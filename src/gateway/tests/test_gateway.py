@@ -153,7 +153,6 @@ def test_public_routes_reach_the_delivery_service(gateway: Gateway, method: str,
         ("PUT", "/api/dronedeliveries/d1"),
         ("GET", "/api/dronedeliveries/utilization"),
         ("GET", "/api/drones"),
-        ("GET", "/api/deliveryrequests"),
         ("GET", "/docs"),
         ("GET", "/openapi.json"),
         ("GET", "/api/deliveries/d1/../../packages/p1"),
@@ -169,6 +168,38 @@ def test_internal_and_unknown_routes_are_not_found_from_outside(
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM_JSON
     assert response.json()["status"] == 404
+    assert "method" not in response.json(), "never reached the service"
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/deliveryrequests", "POST"),
+        ("/api/deliveryrequests/d1", "DELETE, PATCH"),
+        ("/api/deliveries/d1", "GET"),
+        ("/api/deliveries/d1/events", "GET"),
+        ("/api/deliveries/summary", "GET"),
+        ("/api/deliveries/d1/notifymerequests", "POST"),
+    ],
+)
+@pytest.mark.parametrize("method", ["TRACE", "QUERY", "OPTIONS"])
+def test_another_method_on_a_public_path_is_a_405_naming_the_public_methods(
+    gateway: Gateway, method: str, path: str, allowed: str
+) -> None:
+    response = httpx.request(method, f"{gateway.url}{path}")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.headers["x-request-id"]
+    assert "method" not in response.json(), "never reached the service"
+
+
+def test_the_summary_is_not_taken_for_a_delivery_id(gateway: Gateway) -> None:
+    # PUT /api/deliveries/{id} is internal (404), but /api/deliveries/summary is a public resource.
+    response = httpx.put(f"{gateway.url}/api/deliveries/summary", json={})
+
+    assert (response.status_code, response.headers["allow"]) == (405, "GET")
     assert "method" not in response.json(), "never reached the service"
 
 

@@ -19,6 +19,7 @@ from servicekit import health
 from servicekit.logs import configure_logging
 from servicekit.problems import document_problems, install_problem_handlers
 from servicekit.requests import RequestContextMiddleware
+from servicekit.routing import ConcretePathsFirst
 from servicekit.settings import ServiceSettings, settings_summary
 from servicekit.telemetry import configure_telemetry
 
@@ -63,6 +64,7 @@ def create_service_app(
     app.state.settings = settings
     app.state.lifecycle = lifecycle
     install_problem_handlers(app)
+    app.add_middleware(ConcretePathsFirst)
     app.add_middleware(RequestContextMiddleware)
     telemetry.instrument_app(app)
     app.include_router(health.router)

@@ -129,9 +129,8 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             statuses = list(COMMON_PROBLEMS)
             if "requestBody" in operation:
-                statuses += [400, 422]  # malformed JSON, invalid fields
-            if operation.get("parameters"):
-                statuses.append(422)
+                statuses.append(400)  # malformed JSON
+            # 422 (invalid fields) FastAPI documents itself, exactly where it validates the input.
             for status in statuses:
                 responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
             for status, response in responses.items():
@@ -149,7 +148,13 @@ async def _on_problem(request: Request, exc: Problem) -> JSONResponse:
 async def _on_http_exception(request: Request, exc: HTTPException) -> JSONResponse:
     phrase = HTTPStatus(exc.status_code).phrase
     detail = exc.detail if exc.detail and exc.detail != phrase else None
-    return problem_response(request, exc.status_code, detail=detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Imported here: routing answers its own 405s with this module's problems.
+        from servicekit.routing import allowed_methods
+
+        headers["Allow"] = allowed_methods(request)
+    return problem_response(request, exc.status_code, detail=detail, headers=headers)
 
 
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -38,6 +38,22 @@ async def paint(body: Paint) -> Paint:
     return body
 
 
+@router.get("/paint/catalogue")
+async def catalogue() -> list[str]:
+    """A concrete path beside the templated /paint/{id}, as /api/packages/summary is."""
+    return ["red", "green"]
+
+
+@router.get("/paint/{id}")
+async def get_paint(id: str) -> dict[str, str]:
+    return {"id": id}
+
+
+@router.delete("/paint/{id}", status_code=204)
+async def remove_paint(id: str) -> None:
+    """A second route on the same path, as FastAPI makes one route per method."""
+
+
 @router.get("/teapot")
 async def teapot() -> None:
     raise Problem(418, "Short and stout.", kind="teapot")

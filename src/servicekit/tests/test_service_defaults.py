@@ -73,6 +73,28 @@ def test_unknown_route_and_wrong_method_are_problems(service: httpx.Client) -> N
     assert wrong.headers["allow"] == "POST"
 
 
+def test_a_wrong_method_is_told_every_method_the_path_allows(service: httpx.Client) -> None:
+    # FastAPI makes one route per method; the 405 must name the methods of all of them (RFC 9110).
+    for method in ("PUT", "OPTIONS", "TRACE"):
+        response = service.request(method, "/paint/red")
+
+        assert response.status_code == 405
+        assert response.headers["allow"] == "DELETE, GET"
+    # A concrete path is its own resource, though /paint/{id} would match it too.
+    assert service.options("/paint/catalogue").headers["allow"] == "GET"
+
+
+def test_a_concrete_path_is_not_taken_for_a_templated_one(service: httpx.Client) -> None:
+    # DELETE /paint/{id} would take /paint/catalogue; as OpenAPI matches paths, it is not an id.
+    removed = service.delete("/paint/catalogue")
+
+    assert (removed.status_code, removed.headers["allow"]) == (405, "GET")
+    assert removed.headers["content-type"] == PROBLEM_JSON
+    assert removed.headers["x-request-id"]
+    assert service.get("/paint/catalogue").json() == ["red", "green"]
+    assert service.delete("/paint/red").status_code == 204
+
+
 def test_a_route_can_answer_its_own_problem(service: httpx.Client) -> None:
     response = service.get("/teapot")
 

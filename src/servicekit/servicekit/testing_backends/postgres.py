@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from servicekit.testing_backends import BackendUnavailableError
@@ -77,6 +79,17 @@ class PostgresTestServer:
             (database,),
         )
         return len(rows)
+
+    @contextmanager
+    def refusing_connections(self, database: str) -> Iterator[None]:
+        """While the block runs, `database` refuses new connections and its open ones are ended, as
+        during a failover or a network cut; other databases on the server are not touched."""
+        self._admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            self.terminate_connections(database)
+            yield
+        finally:
+            self._admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
 
     def _admin(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         # CREATE and DROP DATABASE cannot run inside a transaction: autocommit.

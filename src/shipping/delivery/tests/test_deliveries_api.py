@@ -291,3 +291,10 @@ async def test_reports_before_a_drone_was_asked_for_are_409(
 
     assert response.status_code == 409
     assert (await delivery(client, delivery_id))["stage"] == "Requested"
+
+
+async def test_summary_is_not_a_delivery_id(client: httpx.AsyncClient) -> None:
+    # A delivery called "summary" could be created, but GET /api/deliveries/summary is the summary.
+    response = await client.put("/api/deliveries/summary", json=delivery_request())
+
+    assert (response.status_code, response.headers["allow"]) == (405, "GET")

@@ -217,3 +217,13 @@ async def test_concurrent_puts_of_distinct_ids_all_persist(packages: httpx.Async
     assert {r.status_code for r in responses} == {201}
     for i in range(50):
         assert (await packages.get(f"/api/packages/many-{i}")).status_code == 200
+
+
+async def test_summary_is_a_resource_and_not_a_package_id(packages: httpx.AsyncClient) -> None:
+    # A package called "summary" could be created, but GET /api/packages/summary is the summary.
+    created = await packages.put("/api/packages/summary", json=BOOKS)
+    options = await packages.options("/api/packages/summary")
+
+    assert (created.status_code, created.headers["allow"]) == (405, "GET")
+    assert (options.status_code, options.headers["allow"]) == (405, "GET")
+    assert (await packages.get("/api/packages/summary")).status_code == 422, "still the summary"

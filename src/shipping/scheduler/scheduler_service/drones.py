@@ -55,10 +55,14 @@ class PackageAboardError(Exception):
 
 
 def claim(drone: DroneRecord, plan: FlightPlan, *, now: datetime) -> DroneRecord | None:
-    """The drone reserved for the plan; None if it already is; DroneBusyError if it flies another."""
+    """The drone reserved for the plan; None if it already is; DroneBusyError if it flies another,
+    or if it was taken and freed again since the plan was made (the plan's times assumed it free
+    all along, so they would overlap what it did meanwhile)."""
     if drone.flight is not None:
         if drone.flight.plan_id == plan.plan_id:
             return None
+        raise DroneBusyError(drone.id)
+    if drone.free_since is not None and drone.free_since > plan.planned_at:
         raise DroneBusyError(drone.id)
     claimed = drone.model_copy(
         update={"delivery_id": plan.delivery_id, "claimed_at": now, "flight": plan, "next_stop": 0}
@@ -81,7 +85,7 @@ def recall(
     if is_aboard(flight, now) and not even_aboard:
         raise PackageAboardError(drone.id)
     if not has_departed(flight, now):
-        return _scheduled(_on_the_ground(drone), now)
+        return _scheduled(_on_the_ground(drone, now), now)
     home = plan_return(drone, flight, now=now, speedup=speedup)
     return _scheduled(
         drone.model_copy(update={"delivery_id": None, "flight": home, "next_stop": 1}), now
@@ -105,7 +109,7 @@ def pass_stop(drone: DroneRecord, *, now: datetime) -> DroneRecord:
     kind = flight.stops[index].kind
     pending = [*drone.pending, *_consequences(drone, flight, index)]
     if kind is StopKind.LANDING:
-        landed = _on_the_ground(drone).model_copy(update={"pending": pending})
+        landed = _on_the_ground(drone, now).model_copy(update={"pending": pending})
         return _scheduled(landed, now)
     update: dict[str, object] = {"next_stop": index + 1, "pending": pending}
     if kind is StopKind.DROPOFF:
@@ -142,9 +146,15 @@ def location_of(drone: DroneRecord, now: datetime) -> GeoPoint:
     return drone.base if drone.flight is None else position(drone.flight, now)
 
 
-def _on_the_ground(drone: DroneRecord) -> DroneRecord:
+def _on_the_ground(drone: DroneRecord, now: datetime) -> DroneRecord:
     return drone.model_copy(
-        update={"delivery_id": None, "claimed_at": None, "flight": None, "next_stop": 0}
+        update={
+            "delivery_id": None,
+            "claimed_at": None,
+            "flight": None,
+            "next_stop": 0,
+            "free_since": now,
+        }
     )
 
 

@@ -87,6 +87,9 @@ class DroneRecord(Record):
     (a query of free drones filters on it, as it is indexed)."""
     flight: FlightPlan | None = None
     """None exactly when the drone is on the ground at its base and free."""
+    free_since: StoredTime | None = None
+    """When the drone last became free (landed, or released before leaving); None if never taken.
+    A plan made before then cannot claim it: the drone did something else since."""
     next_stop: int = 0
     """The index of the flight's first stop whose milestone has not been handled yet."""
     next_milestone_at: StoredTime | None = None

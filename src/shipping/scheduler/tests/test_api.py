@@ -430,6 +430,20 @@ async def test_utilization_refuses_missing_or_invalid_parameters_with_400(
     assert response.headers["content-type"] == PROBLEM_JSON
 
 
+async def test_utilization_documents_its_required_parameters_and_its_400(
+    shared_scheduler: httpx.AsyncClient,
+) -> None:
+    document = (await shared_scheduler.get("/openapi.json")).json()
+
+    operation = document["paths"]["/api/dronedeliveries/utilization"]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) == {"ownerId", "year", "month"}
+    assert all(p["in"] == "query" and p["required"] for p in parameters.values())
+    assert parameters["month"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 12}
+    assert "400" in operation["responses"]
+    assert "422" not in operation["responses"], "invalid parameters are a 400 here"
+
+
 async def test_utilization_is_zero_when_nothing_was_flown(
     shared_scheduler: httpx.AsyncClient,
 ) -> None:
@@ -470,3 +484,12 @@ async def test_utilization_sums_the_owners_completed_flights_of_the_month(
         kms[0] / speeds[flown[0].json()["droneId"]] + kms[1] / speeds[flown[1].json()["droneId"]]
     )
     assert totals["assignedHours"] == pytest.approx(hours, rel=1e-3)
+
+
+async def test_utilization_is_not_a_delivery_id(shared_scheduler: httpx.AsyncClient) -> None:
+    # An assignment for "utilization" could be made, but never read: that GET is the utilization.
+    response = await shared_scheduler.put(
+        "/api/dronedeliveries/utilization", json=delivery("utilization")
+    )
+
+    assert (response.status_code, response.headers["allow"]) == (405, "GET")

@@ -171,3 +171,31 @@ async def test_a_plan_recorded_too_long_ago_is_planned_again(replica: Replica) -
     assert repeated.status_code == 200
     assert repeated.json()["droneId"] == "drone-001", "the nearest, planned afresh"
     assert (await replica.drone("drone-009"))["status"] == "Available"
+
+
+async def test_a_recorded_plan_is_not_claimed_once_its_drone_has_flown_another_delivery(
+    replica: Replica,
+) -> None:
+    body = delivery("d1", near=NORTHGATE)
+    plan = await replica.plan(body, "drone-005")
+    await replica.record_assignment(body, plan)  # ... and the process died before the claim
+    # Meanwhile the drone flies another delivery (a quick one) and lands again.
+    other = delivery("d2", near=NORTHGATE)
+    found = await replica.store.drones.get("drone-005", "drone-005")
+    assert found is not None
+    flight = plan_delivery(
+        found.record,
+        AssignmentRequest.model_validate(other),
+        now=datetime.now(UTC),
+        speedup=5000,
+    )
+    await replica.record_assignment(other, flight)
+    await replica.claim(flight)
+    await wait_for_drone(replica.client, "drone-005", "Available")
+
+    repeated = await replica.client.put("/api/dronedeliveries/d1", json=body)
+
+    # The recorded plan had the drone leave for d1 while it flew d2: d1 is planned afresh.
+    assert repeated.status_code == 200
+    assert repeated.json()["droneId"] == "drone-002", "the nearest, planned afresh"
+    assert datetime.fromisoformat(repeated.json()["pickupEta"]) != plan.stops[1].at
