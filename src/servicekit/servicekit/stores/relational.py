@@ -1,9 +1,11 @@
 """A relational store over DB-API: sqlite3 for the embedded default, pyodbc for Azure SQL and PostgreSQL.
 
 The services write portable SQL with `?` parameters (both drivers use that style). What differs between
-the databases lives in `DIALECTS`, one small table. Every call runs on a worker thread that owns its
-connection, inside a transaction, with retries on transient errors and one overall time limit, so a
-slow or unreachable database turns into a 503 for the caller instead of a hung request.
+the databases lives in `DIALECTS`, one small table. Every call runs inside a transaction, with
+retries on transient errors and one overall time limit, so a slow or unreachable database turns into a
+503 for the caller instead of a hung request. Nothing waits on the event loop: a database server's
+calls run on worker threads that own their connections; SQLite's calls, which never wait (see
+`_SqliteBackend`), run on the loop itself.
 """
 
 from __future__ import annotations
@@ -226,24 +228,48 @@ class _Backend(Protocol):
     def ping(self, raw: Any) -> None:
         """Raise if the connection no longer works."""
 
+    @property
+    def blocking(self) -> bool:
+        """Whether a call may wait: on a server, on the network, on a lock. Those run on threads."""
+
+    @property
+    def upkeep_seconds(self) -> float | None:
+        """How often `upkeep` runs (on a thread); None when the backend needs none."""
+
+    def upkeep(self) -> None: ...
+
 
 class _SqliteBackend:
-    def __init__(self, url: SqliteUrl, busy_timeout: float) -> None:
+    """SQLite runs in this process and, set up as below, never waits inside a call: a busy database
+    answers SQLITE_BUSY at once (busy timeout 0; the store retries without blocking), and the only
+    disk flushes, the WAL checkpoints, run on a thread of their own (see RelationalStore). So its
+    calls are made on the event loop: a thread hand-off would cost more than the call itself."""
+
+    blocking = False
+    upkeep_seconds = 1.0
+
+    def __init__(self, url: SqliteUrl) -> None:
         self.dialect = DIALECTS["sqlite"]
         self.driver: ModuleType = sqlite3
         self._path = url.path
-        self._busy_timeout = busy_timeout
 
     def connect(self) -> Any:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are begun explicitly, so writers can take the lock up
         # front (BEGIN IMMEDIATE) instead of failing when a read transaction tries to upgrade.
-        raw = sqlite3.connect(self._path, timeout=self._busy_timeout, isolation_level=None)
+        raw = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
         raw.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a committed transaction survives the process being killed at any point.
         raw.execute("PRAGMA synchronous=NORMAL")
         raw.execute("PRAGMA foreign_keys=ON")
+        # Commits never checkpoint (a checkpoint flushes to disk): checkpoint() does, on a thread.
+        raw.execute("PRAGMA wal_autocheckpoint=0")
         return raw
+
+    def upkeep(self) -> None:
+        """Checkpoint: move the WAL's pages into the database file, blocking no reader or writer."""
+        with contextlib.closing(sqlite3.connect(self._path, timeout=0)) as raw:
+            raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def begin(self, raw: Any, *, write: bool) -> None:
         raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -297,6 +323,9 @@ _ODBC_CREDENTIAL_OPTIONS = ("uid", "pwd", "authentication", "trusted_connection"
 
 
 class _OdbcBackend:
+    blocking = True
+    upkeep_seconds = None
+
     def __init__(self, url: OdbcUrl, timeout: float) -> None:
         # Imported here, not at the top: pyodbc needs libodbc, which only an ODBC deployment installs.
         try:
@@ -357,6 +386,9 @@ class _OdbcBackend:
         raw.execute("SELECT 1").fetchall()
         raw.rollback()
 
+    def upkeep(self) -> None:
+        """A server keeps itself."""
+
     def _sqlstate(self, exc: BaseException) -> str:
         return str(exc.args[0]) if isinstance(exc, self.driver.Error) and exc.args else ""
 
@@ -375,7 +407,8 @@ class _ConnectionLostError(Exception):
 
 
 class RelationalStore:
-    """A pool of worker threads, each with its own connection, running units of work in transactions.
+    """Units of work in transactions: on worker threads, each with its own connection, for a
+    database whose calls may block (a server); on the event loop for one whose calls cannot (SQLite).
 
     `schema` brings the database up to date at start (usually `Migrations(...)`); it runs in the
     background with retries, and calls made before it has finished wait for it within their time limit.
@@ -393,7 +426,7 @@ class RelationalStore:
         self._backend: _Backend
         match parsed:
             case SqliteUrl():
-                self._backend = _SqliteBackend(parsed, busy_timeout=timeout / 2)
+                self._backend = _SqliteBackend(parsed)
             case OdbcUrl():
                 self._backend = _OdbcBackend(parsed, timeout)
             case _:
@@ -405,6 +438,7 @@ class RelationalStore:
         self._connections: set[Any] = set()  # every worker's, so that stop() can close them
         self._connections_lock = threading.Lock()
         self._preparation = Preparation("relational", self._prepare_schema)
+        self._upkeep: asyncio.Task[None] | None = None
 
     @property
     def dialect(self) -> Dialect:
@@ -412,6 +446,8 @@ class RelationalStore:
 
     async def start(self) -> None:
         self._preparation.start()
+        if self._backend.upkeep_seconds is not None and self._upkeep is None:
+            self._upkeep = asyncio.create_task(self._keep_up(self._backend.upkeep_seconds))
 
     async def __aenter__(self) -> RelationalStore:
         await self.start()
@@ -425,6 +461,9 @@ class RelationalStore:
 
     async def stop(self) -> None:
         await self._preparation.stop()
+        if self._upkeep is not None:
+            self._upkeep.cancel()
+            await asyncio.gather(self._upkeep, return_exceptions=True)
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
         with self._connections_lock:
             connections, self._connections = self._connections, set()
@@ -449,7 +488,6 @@ class RelationalStore:
         )
 
     async def _run(self, work: Callable[[Connection], T], *, write: bool, prepared: bool) -> T:
-        loop = asyncio.get_running_loop()
         call = functools.partial(self._in_transaction, work, write)
         try:
             async with asyncio.timeout(self._timeout):
@@ -457,7 +495,7 @@ class RelationalStore:
                     await self._preparation.wait(self._timeout)
                 # Nearly every call succeeds at once: only a transient failure pays for retrying.
                 try:
-                    return await loop.run_in_executor(self._executor, call)
+                    return await self._call(call)
                 except Exception as exc:
                     if not self._is_transient(exc):
                         raise
@@ -469,7 +507,7 @@ class RelationalStore:
                 )
                 async for attempt in retrying:
                     with attempt:
-                        return await loop.run_in_executor(self._executor, call)
+                        return await self._call(call)
         except TimeoutError:
             raise StoreUnavailableError("the database did not answer in time") from None
         except ConstraintViolationError:
@@ -479,6 +517,20 @@ class RelationalStore:
                 raise StoreUnavailableError(f"the database is unavailable: {exc}") from exc
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    async def _call(self, call: Callable[[], T]) -> T:
+        if not self._backend.blocking:
+            return call()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def _keep_up(self, every: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await loop.run_in_executor(self._executor, self._backend.upkeep)
+            except Exception as exc:  # a busy database is checkpointed next time
+                log.debug("store upkeep skipped: %s", exc)
 
     def _is_transient(self, exc: BaseException) -> bool:
         return isinstance(exc, _ConnectionLostError) or self._backend.is_transient(exc)
