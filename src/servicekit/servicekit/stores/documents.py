@@ -9,12 +9,13 @@ delivery without a lock.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+import orjson
 
 from servicekit.stores.errors import (
     ConstraintViolationError,
@@ -318,8 +319,8 @@ def _key(spec: ContainerSpec, body: Body) -> tuple[str, str]:
 
 
 def _dumps(body: Body) -> str:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(body).decode()
 
 
 def _document(row: dict[str, Any]) -> Document:
-    return Document(json.loads(row["body"]), row["etag"])
+    return Document(orjson.loads(row["body"]), row["etag"])
