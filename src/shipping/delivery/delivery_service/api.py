@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from fastapi.responses import JSONResponse
 
 from delivery_service.changes import ChangeResult, DeliveryChanges
-from delivery_service.intake import DeliveryIntake, accepted_for, new_id
+from delivery_service.intake import DeliveryIntake, accepted_for, new_id, package_owned
 from delivery_service.models import (
     AcceptedDeliveryRequest,
     Confirmation,
@@ -203,7 +203,7 @@ async def put_delivery(
     is scheduled like a requested one; an existing one may change only its plan (as PATCH does).
     """
     _check_weight(body, settings)
-    created = await intake.create(accepted_for(body, id))
+    created = await intake.create(accepted_for(body, id), package_owned=package_owned(body))
     if created is not None:
         response.headers["Location"] = _location(id)
         return delivery_view(created.delivery)

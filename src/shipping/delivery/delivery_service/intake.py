@@ -24,6 +24,7 @@ from delivery_service.store import (
     IdempotencyRepository,
     PackageDetails,
     Plan,
+    Progress,
     StoredDelivery,
     Versioned,
     Work,
@@ -76,19 +77,27 @@ class DeliveryIntake:
                     kind="idempotency-key-reused",
                 )
             accepted = AcceptedDeliveryRequest.model_validate(record.answer)
-        await self.create(accepted)
+        await self.create(accepted, package_owned=package_owned(request))
         return accepted
 
-    async def create(self, accepted: AcceptedDeliveryRequest) -> Versioned | None:
-        """Store the delivery; answer None when one with its id exists already."""
+    async def create(
+        self, accepted: AcceptedDeliveryRequest, *, package_owned: bool | None = None
+    ) -> Versioned | None:
+        """Store the delivery; answer None when one with its id exists already.
+
+        `package_owned` is True when the package id was generated for this delivery; None leaves
+        the workflow to find out whether the package existed before.
+        """
         try:
-            created = await self._deliveries.create(self._new_delivery(accepted))
+            created = await self._deliveries.create(self._new_delivery(accepted, package_owned))
         except DocumentExistsError:
             return None
         self._kick(accepted.delivery_id)
         return created
 
-    def _new_delivery(self, accepted: AcceptedDeliveryRequest) -> StoredDelivery:
+    def _new_delivery(
+        self, accepted: AcceptedDeliveryRequest, package_owned: bool | None
+    ) -> StoredDelivery:
         now = utc_now()
         package = accepted.package_info
         assert package.package_id is not None
@@ -109,6 +118,7 @@ class DeliveryIntake:
             created_at=now,
             updated_at=now,
             created_month=now.strftime("%Y-%m"),
+            progress=Progress(package_owned=package_owned),
             work=Work(
                 goal=Goal.SCHEDULE,
                 lease_owner=self._leases.owner,
@@ -117,6 +127,13 @@ class DeliveryIntake:
             ),
         )
         return delivery.with_event(EventKind.CREATED, time=now)
+
+
+def package_owned(request: DeliveryRequest) -> bool | None:
+    """True when the package id will be generated for the delivery: no package has it yet, so it is
+    the delivery's own and the workflow need not ask the package service. None when the client named
+    the package, which may exist already."""
+    return True if request.package_info.package_id is None else None
 
 
 def accepted_for(request: DeliveryRequest, delivery_id: str) -> AcceptedDeliveryRequest:

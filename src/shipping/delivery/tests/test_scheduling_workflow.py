@@ -51,6 +51,7 @@ async def test_a_request_gets_its_package_registered_and_a_drone(
     assert status["droneId"] == "drone-1"
     assert status["lastKnownLocation"]["latitude"] == 47.6, "the drone's live position"
     assert (packages.calls["PUT"], scheduler.calls["PUT"]) == (1, 1)
+    assert packages.calls["GET"] == 0, "a package id the service generated needs no lookup"
 
 
 @pytest.mark.parametrize(
@@ -130,6 +131,7 @@ async def test_a_package_that_existed_before_is_not_deleted_by_a_failure(
 
     await reach_stage(client, delivery_id, "Failed")
     assert "gift-1" in packages.packages
+    assert packages.calls["GET"] == 1, "a package the client named may exist: it is looked up"
     assert packages.calls["DELETE"] == 0
 
 
