@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from sample_service import create_app
 
+from servicekit.requests import access_level
 from servicekit.testing import ServiceProcess, serve_in_thread
 
 PROBLEM_JSON = "application/problem+json"
@@ -199,3 +201,19 @@ def sample_process(tmp_path: Path, env: dict[str, str] | None = None) -> Service
         cwd=Path(__file__).parent,
         log=tmp_path / "service.log",
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "level"),
+    [
+        ("/api/things/1", 200, logging.DEBUG),
+        ("/api/things/1", 204, logging.DEBUG),
+        ("/api/things/1", 404, logging.INFO),
+        ("/api/things/1", 422, logging.INFO),
+        ("/api/things/1", 503, logging.WARNING),
+        ("/readyz", 200, logging.DEBUG),
+        ("/readyz", 503, logging.WARNING),
+    ],
+)
+def test_the_access_log_speaks_up_for_what_went_wrong(path: str, status: int, level: int) -> None:
+    assert access_level(path, status) == level
