@@ -55,7 +55,7 @@ def create_app(settings: DeliverySettings | None = None) -> FastAPI:
             workflow = Workflow(
                 deliveries, events, PackageService(package_client), scheduler, leases, settings
             )
-            runner = Runner(workflow, deliveries, leases)
+            runner = Runner(workflow, deliveries, leases, max_active=settings.max_active_workflows)
             stack.push_async_callback(runner.stop)
             sweeper = Sweeper(
                 deliveries,

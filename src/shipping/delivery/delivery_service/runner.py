@@ -2,7 +2,9 @@
 
 Whoever gives a delivery work on this replica (the API after a request, the sweeper after a claim)
 kicks the runner. A kick starts the delivery's task, or wakes the running one from a wait so it sees
-the change at once. On shutdown the runner stops its tasks and hands their leases back (expires them),
+the change at once. At most `max_active` tasks work at a time; the others wait for a turn, their
+deliveries safe in the store, so that a burst of requests is accepted at the speed of intake and
+scheduled at the speed of the neighbours. On shutdown the runner stops its tasks and hands their leases back (expires them),
 so another replica's sweeper resumes them without waiting for the leases to run out.
 """
 
@@ -20,13 +22,21 @@ log = logging.getLogger(__name__)
 
 
 class Runner:
-    def __init__(self, workflow: Workflow, deliveries: DeliveryRepository, leases: Leases) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        deliveries: DeliveryRepository,
+        leases: Leases,
+        *,
+        max_active: int,
+    ) -> None:
         self._workflow = workflow
         self._deliveries = deliveries
         self._leases = leases
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wakes: dict[str, asyncio.Event] = {}
         self._stopping = False
+        self._turns = asyncio.Semaphore(max_active)
 
     @property
     def active(self) -> int:
@@ -48,7 +58,8 @@ class Runner:
         wake = self._wakes[delivery_id]
         try:
             while True:
-                await self._workflow.run(delivery_id, wake)
+                async with self._turns:
+                    await self._workflow.run(delivery_id, wake)
                 # A kick that came while the run was finishing may have given it new work.
                 if not wake.is_set():
                     return

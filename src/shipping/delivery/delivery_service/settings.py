@@ -72,6 +72,13 @@ class DeliverySettings(ServiceSettings):
         "their turn within the call deadline. A neighbour sent more than it serves at once only "
         "answers later, past the attempt timeout, and the retries add to its load.",
     )
+    max_active_workflows: int = Field(
+        default=16,
+        gt=0,
+        description="How many deliveries one replica works on at once; the others wait their turn "
+        "in the store. Intake stays fast under a burst, and the backlog is scheduled as fast as the "
+        "neighbours allow (the queue-based load leveling pattern).",
+    )
     retry_initial_seconds: float = Field(
         default=0.5,
         gt=0,

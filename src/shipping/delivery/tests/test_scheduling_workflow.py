@@ -380,3 +380,28 @@ async def test_a_reschedule_with_no_drone_free_for_the_new_plan_is_503_and_keeps
     assert (after["dropoff"], after["dropoffEta"]) == (before["dropoff"], before["dropoffEta"])
     await eventually(lambda: scheduler.plans.get(delivery_id) == old_plan, what="plan kept")
     assert await event_stages(client, delivery_id) == ["Created", "Scheduled"]
+
+
+async def test_a_burst_is_accepted_at_once_and_scheduled_a_few_at_a_time(
+    settings: DeliverySettings, packages: FakePackageService, scheduler: FakeScheduler
+) -> None:
+    in_flight, most_in_flight = 0, 0
+
+    async def slow_assignment(_: str) -> None:
+        nonlocal in_flight, most_in_flight
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        await asyncio.sleep(0.2)
+        in_flight -= 1
+
+    scheduler.on_put = slow_assignment
+    two_at_a_time = settings.model_copy(update={"max_active_workflows": 2})
+
+    with serve_in_thread(create_app(two_at_a_time)) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            delivery_ids = await asyncio.gather(*(request_delivery(client) for _ in range(8)))
+            for delivery_id in delivery_ids:
+                await reach_stage(client, delivery_id, "Scheduled")
+
+    assert most_in_flight == 2
+    assert scheduler.calls["PUT"] == 8
