@@ -67,9 +67,10 @@ def create_service_app(
     app.add_middleware(ConcretePathsFirst)
     app.add_middleware(RequestContextMiddleware)
     telemetry.instrument_app(app)
-    app.include_router(health.router)
+    # The service's routes first: routes are matched in order, and they are what is called most.
     for router in routers:
         app.include_router(router)
+    app.include_router(health.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

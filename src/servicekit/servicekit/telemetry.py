@@ -233,6 +233,8 @@ _propagator = TraceContextTextMapPropagator()
 
 def current_traceparent() -> str | None:
     """The W3C traceparent of the current span, to store with work that outlives the request."""
+    if not _current.enabled:
+        return None
     carrier: dict[str, str] = {}
     _propagator.inject(carrier)
     return carrier.get("traceparent")
@@ -251,6 +253,9 @@ def background_span(
     Elsewhere (a sweeper resuming a delivery, a replica sending a notification) it starts a trace of
     its own, linked to the request's, so each can be found from the other.
     """
+    if not _current.enabled:
+        yield trace.INVALID_SPAN
+        return
     links: list[trace.Link] = []
     if traceparent:
         origin = trace.get_current_span(_propagator.extract({"traceparent": traceparent}))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
-from servicekit.stores.documents import DocumentStore
+from servicekit.stores.documents import ContainerSpec, DocumentStore, SqliteDocumentStore
 from servicekit.stores.errors import DocumentExistsError, PreconditionFailedError
 
 
@@ -264,3 +267,28 @@ async def test_field_names_that_are_not_plain_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match="field name"):
         await document_store.container("drones").query((field, "=", 1))
+
+
+async def test_sqlite_files_from_before_indexed_columns_are_brought_up_to_date(
+    tmp_path: Path,
+) -> None:
+    """A developer's .data/ written before indexed fields had columns of their own still works."""
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as old:
+        old.execute(
+            'CREATE TABLE "drones" (pk TEXT NOT NULL, id TEXT NOT NULL, etag TEXT NOT NULL, '
+            "body TEXT NOT NULL, PRIMARY KEY (pk, id)) WITHOUT ROWID"
+        )
+        old.execute('CREATE INDEX "drones__status" ON "drones" (json_extract(body, \'$.status\'))')
+        old.execute(
+            "INSERT INTO drones VALUES ('d1', 'd1', '\"e1\"', ?)",
+            ('{"id": "d1", "status": "Free", "payload": 5.0}',),
+        )
+        old.commit()
+
+    spec = ContainerSpec("drones", indexed=("status",))
+    async with SqliteDocumentStore(f"sqlite:///{path}", [spec], timeout=5) as store:
+        drones = store.container("drones")
+        found = await drones.query(("status", "=", "Free"), ("payload", ">", 1))
+
+    assert [d.id for d in found] == ["d1"]

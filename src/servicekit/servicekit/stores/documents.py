@@ -110,9 +110,7 @@ def partition_of(spec: ContainerSpec, body: Body) -> str:
     Cosmos DB files a document under the JSON value itself, so a number (2026) would never be found
     again by its text ("2026"); every backend refuses it, not only Cosmos DB.
     """
-    value: Any = body
-    for part in spec.partition_key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+    value = field_value(body, spec.partition_key)
     if value is None or value == "":
         raise ValueError(f"document has no partition key {spec.partition_key!r}")
     if not isinstance(value, str):
@@ -159,7 +157,12 @@ def new_etag() -> str:
 
 
 class SqliteDocumentStore:
-    """The embedded backend: one table per container in a SQLite file, JSON bodies, ETag per row."""
+    """The embedded backend: one table per container in a SQLite file, JSON bodies, ETag per row.
+
+    Each indexed field is copied into a column of its own when a document is written, and indexed
+    there: an index on json_extract(body, ...) would parse the whole body again for every index on
+    every write.
+    """
 
     def __init__(self, url: str, containers: Sequence[ContainerSpec], *, timeout: float) -> None:
         self._specs = {spec.name: spec for spec in containers}
@@ -193,10 +196,16 @@ class SqliteDocumentStore:
                 f'CREATE TABLE IF NOT EXISTS "{spec.name}" (pk TEXT NOT NULL, id TEXT NOT NULL, '
                 "etag TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (pk, id)) WITHOUT ROWID"
             )
+            columns = {row["name"] for row in conn.fetch_all(f'PRAGMA table_info("{spec.name}")')}
             for name in spec.indexed:
+                if name not in columns:
+                    # No declared type: the column keeps each value as it is, as json_extract would.
+                    conn.execute(f'ALTER TABLE "{spec.name}" ADD COLUMN "{name}"')
+                    conn.execute(
+                        f'UPDATE "{spec.name}" SET "{name}" = json_extract(body, \'$.{name}\')'
+                    )
                 conn.execute(
-                    f'CREATE INDEX IF NOT EXISTS "{spec.name}__{name}" '
-                    f"ON \"{spec.name}\" (json_extract(body, '$.{name}'))"
+                    f'CREATE INDEX IF NOT EXISTS "{spec.name}__{name}" ON "{spec.name}" ("{name}")'
                 )
 
 
@@ -205,6 +214,17 @@ class _SqliteContainer:
         self.spec = spec
         self._db = db
         self._table = f'"{spec.name}"'
+        self._quoted = [f'"{name}"' for name in spec.indexed]
+        self._columns = "".join(f", {column}" for column in self._quoted)
+        self._placeholders = ", ?" * len(self._quoted)
+        self._assignments = "".join(f", {column} = ?" for column in self._quoted)
+
+    def _indexed_values(self, body: Body) -> list[Any]:
+        return [_column_value(field_value(body, name)) for name in self.spec.indexed]
+
+    def _expression(self, name: str) -> str:
+        """Where a field's value is read in SQL: its own column when it is indexed."""
+        return f'"{name}"' if name in self.spec.indexed else f"json_extract(body, '$.{name}')"
 
     async def get(self, id: str, partition: str) -> Document | None:
         row = await self._db.read(
@@ -219,8 +239,9 @@ class _SqliteContainer:
         try:
             await self._db.write(
                 lambda c: c.execute(
-                    f"INSERT INTO {self._table} (pk, id, etag, body) VALUES (?, ?, ?, ?)",
-                    (*key, document.etag, _dumps(body)),
+                    f"INSERT INTO {self._table} (pk, id, etag, body{self._columns}) "
+                    f"VALUES (?, ?, ?, ?{self._placeholders})",
+                    (*key, document.etag, _dumps(body), *self._indexed_values(body)),
                 )
             )
         except ConstraintViolationError:
@@ -231,8 +252,9 @@ class _SqliteContainer:
         key, document = _key(self.spec, body), Document(body, new_etag())
         changed = await self._db.write(
             lambda c: c.execute(
-                f"UPDATE {self._table} SET etag = ?, body = ? WHERE pk = ? AND id = ? AND etag = ?",
-                (document.etag, _dumps(body), *key, etag),
+                f"UPDATE {self._table} SET etag = ?, body = ?{self._assignments} "
+                "WHERE pk = ? AND id = ? AND etag = ?",
+                (document.etag, _dumps(body), *self._indexed_values(body), *key, etag),
             )
         )
         if not changed:
@@ -243,9 +265,11 @@ class _SqliteContainer:
         key, document = _key(self.spec, body), Document(body, new_etag())
         await self._db.write(
             lambda c: c.execute(
-                f"INSERT INTO {self._table} (pk, id, etag, body) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (pk, id) DO UPDATE SET etag = excluded.etag, body = excluded.body",
-                (*key, document.etag, _dumps(body)),
+                f"INSERT INTO {self._table} (pk, id, etag, body{self._columns}) "
+                f"VALUES (?, ?, ?, ?{self._placeholders}) "
+                "ON CONFLICT (pk, id) DO UPDATE SET etag = excluded.etag, body = excluded.body"
+                + "".join(f", {c} = excluded.{c}" for c in self._quoted),
+                (*key, document.etag, _dumps(body), *self._indexed_values(body)),
             )
         )
         return document
@@ -280,7 +304,7 @@ class _SqliteContainer:
         sql, params = self._where(where, partition)
         if order_by is not None:
             check_field(order_by)
-            sql += f" ORDER BY json_extract(body, '$.{order_by}') {'DESC' if descending else 'ASC'}"
+            sql += f" ORDER BY {self._expression(order_by)} {'DESC' if descending else 'ASC'}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows = await self._db.read(
@@ -295,8 +319,7 @@ class _SqliteContainer:
         )
         return int(row["n"]) if row else 0
 
-    @staticmethod
-    def _where(where: Sequence[Filter], partition: str | None) -> tuple[str, list[Scalar]]:
+    def _where(self, where: Sequence[Filter], partition: str | None) -> tuple[str, list[Scalar]]:
         check_filters(where)
         clauses: list[str] = []
         params: list[Scalar] = []
@@ -304,7 +327,7 @@ class _SqliteContainer:
             clauses.append("pk = ?")
             params.append(partition)
         for name, operator, value in where:
-            expression = f"json_extract(body, '$.{name}')"
+            expression = self._expression(name)
             if value is None and operator in ("=", "!="):
                 clauses.append(f"{expression} IS {'NOT ' if operator == '!=' else ''}NULL")
             else:
@@ -318,7 +341,20 @@ def _key(spec: ContainerSpec, body: Body) -> tuple[str, str]:
     return partition_of(spec, body), document_id(body)
 
 
-def _dumps(body: Body) -> str:
+def field_value(body: Body, name: str) -> Any:
+    """The value of a (dotted) field of a document; None where it is missing."""
+    value: Any = body
+    for part in name.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _column_value(value: Any) -> Any:
+    # As json_extract gives it: objects and arrays as JSON text, everything else as it is.
+    return _dumps(value) if isinstance(value, dict | list) else value
+
+
+def _dumps(body: Any) -> str:
     return orjson.dumps(body).decode()
 
 

@@ -33,6 +33,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_ran
 from servicekit.stores.errors import ConstraintViolationError, StoreUnavailableError
 from servicekit.stores.preparation import Preparation
 from servicekit.stores.urls import OdbcUrl, SqliteUrl, StoreUrlError, parse_store_url
+from servicekit.telemetry import current_telemetry
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -479,7 +480,9 @@ class RelationalStore:
         with self._span("write"):
             return await self._run(work, write=True, prepared=True)
 
-    def _span(self, operation: str) -> AbstractContextManager[trace.Span]:
+    def _span(self, operation: str) -> AbstractContextManager[object]:
+        if not current_telemetry().enabled:
+            return contextlib.nullcontext()  # even a no-op span costs microseconds on every call
         system = self.dialect.name
         return _tracer.start_as_current_span(
             f"{system} {operation}",

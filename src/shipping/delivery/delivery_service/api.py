@@ -27,12 +27,11 @@ from delivery_service.models import (
     Reschedule,
     TrackingEvent,
 )
-from delivery_service.settings import DeliverySettings
 from delivery_service.store import DeliveryRepository, NotifyMeRecord, NotifyMeRepository
 from delivery_service.tracking import DeliveryTracking, not_found
 from delivery_service.views import delivery_view, owner_view
 from servicekit.models import IDENTIFIER_PATTERN
-from servicekit.problems import invalid_field, problem_responses
+from servicekit.problems import problem_responses
 
 
 def _state(name: str) -> object:
@@ -49,7 +48,6 @@ Changes = Annotated[DeliveryChanges, _state("changes")]
 Tracking = Annotated[DeliveryTracking, _state("tracking")]
 Deliveries = Annotated[DeliveryRepository, _state("deliveries")]
 NotifyMe = Annotated[NotifyMeRepository, _state("notify_me")]
-Settings = Annotated[DeliverySettings, _state("settings")]
 DeliveryId = Annotated[str, Path(pattern=IDENTIFIER_PATTERN, description="The delivery's id.")]
 IdempotencyKey = Annotated[
     str | None,
@@ -83,12 +81,10 @@ tracking = APIRouter(prefix="/api/deliveries", tags=["tracking (internal)"])
 async def request_delivery(
     body: DeliveryRequest,
     intake: Intake,
-    settings: Settings,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> AcceptedDeliveryRequest:
     """Accept a delivery request; it is stored before this answers, and scheduled in the background."""
-    _check_weight(body, settings)
     accepted = await intake.accept(body, idempotency_key)
     response.headers["Location"] = _location(accepted.delivery_id)
     return accepted
@@ -194,7 +190,6 @@ async def put_delivery(
     body: DeliveryRequest,
     intake: Intake,
     changes: Changes,
-    settings: Settings,
     response: Response,
 ) -> Delivery:
     """Create the delivery under this id (201), or bring an existing one's plan in line (200).
@@ -202,7 +197,7 @@ async def put_delivery(
     For clients of the original implementation, which created deliveries directly. A new delivery
     is scheduled like a requested one; an existing one may change only its plan (as PATCH does).
     """
-    _check_weight(body, settings)
+    intake.check(body)
     created = await intake.create(accepted_for(body, id), package_owned=package_owned(body))
     if created is not None:
         response.headers["Location"] = _location(id)
@@ -229,14 +224,6 @@ async def flight_event(id: DeliveryId, body: FlightEvent, tracking: Tracking) ->
 async def confirmation(id: DeliveryId, body: Confirmation, tracking: Tracking) -> None:
     """The scheduler reports the package delivered: the delivery is `Completed`."""
     await tracking.record_confirmation(id, body)
-
-
-def _check_weight(body: DeliveryRequest, settings: DeliverySettings) -> None:
-    if body.package_info.weight > settings.max_weight_kg:
-        raise invalid_field(
-            "packageInfo.weight",
-            f"must be at most {settings.max_weight_kg:g} kg, the largest payload of the fleet",
-        )
 
 
 def _answer(result: ChangeResult, response: Response) -> Delivery:

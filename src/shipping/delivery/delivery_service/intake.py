@@ -31,7 +31,7 @@ from delivery_service.store import (
     digest,
     utc_now,
 )
-from servicekit.problems import Problem
+from servicekit.problems import Problem, invalid_field
 from servicekit.stores.errors import DocumentExistsError
 
 
@@ -54,10 +54,20 @@ class DeliveryIntake:
         self._kick = kick
         self._settings = settings
 
+    def check(self, request: DeliveryRequest) -> None:
+        """Refuse what the model cannot know is impossible: a package heavier than the fleet lifts."""
+        if request.package_info.weight > self._settings.max_weight_kg:
+            raise invalid_field(
+                "packageInfo.weight",
+                f"must be at most {self._settings.max_weight_kg:g} kg, "
+                "the largest payload of the fleet",
+            )
+
     async def accept(
         self, request: DeliveryRequest, idempotency_key: str | None
     ) -> AcceptedDeliveryRequest:
         """Store a new delivery for the request (or find the one its key stands for)."""
+        self.check(request)
         accepted = accepted_for(request, new_id())
         if idempotency_key is not None:
             fingerprint = digest(request.model_dump(mode="json"))
