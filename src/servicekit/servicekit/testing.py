@@ -101,6 +101,11 @@ class ServiceProcess:
     def signal(self, sig: signal.Signals) -> None:
         self.process.send_signal(sig)
 
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, as in a node failure or an OOM kill."""
+        self.process.kill()
+        self.process.wait(timeout=15)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

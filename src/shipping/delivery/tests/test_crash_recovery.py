@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,46 +19,9 @@ from delivery_testkit import (
     request_delivery,
 )
 
-from servicekit.testing import free_port
+from servicekit.testing import ServiceProcess
 
 pytestmark = pytest.mark.slow
-
-
-class DeliveryProcess:
-    """The delivery service as its own uvicorn process, as it runs in a pod."""
-
-    def __init__(self, env: dict[str, str], workdir: Path, name: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = (workdir / f"{name}.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "delivery_service.app:app", "--port", str(self.port)],
-            cwd=workdir,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the delivery service did not start; see {self._log.name}")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self._log.close()
 
 
 @pytest.fixture
@@ -69,7 +29,7 @@ def start_replica(
     tmp_path: Path,
     package_service: tuple[FakePackageService, str],
     scheduler_service: tuple[FakeScheduler, str],
-) -> Iterator[Callable[[], DeliveryProcess]]:
+) -> Iterator[Callable[[], ServiceProcess]]:
     env = {
         "PATH": os.environ.get("PATH", os.defpath),
         "HOME": str(tmp_path),
@@ -78,10 +38,14 @@ def start_replica(
         "DELIVERY_SCHEDULER_SERVICE_URL": scheduler_service[1],
         **{f"DELIVERY_{name.upper()}": str(value) for name, value in FAST.items()},
     }
-    started: list[DeliveryProcess] = []
+    started: list[ServiceProcess] = []
 
-    def start() -> DeliveryProcess:
-        started.append(DeliveryProcess(env, tmp_path, f"replica-{len(started) + 1}"))
+    def start() -> ServiceProcess:
+        """The delivery service as its own uvicorn process, as it runs in a pod."""
+        log = tmp_path / f"replica-{len(started) + 1}.log"
+        started.append(
+            ServiceProcess("delivery_service.app:app", env=env, cwd=tmp_path, log=log).wait_ready()
+        )
         return started[-1]
 
     yield start
@@ -90,7 +54,7 @@ def start_replica(
 
 
 async def test_a_delivery_whose_replica_was_killed_is_resumed_without_duplicates(
-    start_replica: Callable[[], DeliveryProcess],
+    start_replica: Callable[[], ServiceProcess],
     packages: FakePackageService,
     scheduler: FakeScheduler,
 ) -> None:
@@ -117,7 +81,7 @@ async def test_a_delivery_whose_replica_was_killed_is_resumed_without_duplicates
 
 
 async def test_a_replica_stopping_hands_its_deliveries_over_at_once(
-    start_replica: Callable[[], DeliveryProcess],
+    start_replica: Callable[[], ServiceProcess],
     packages: FakePackageService,
     scheduler: FakeScheduler,
 ) -> None:
