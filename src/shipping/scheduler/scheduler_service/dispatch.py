@@ -19,7 +19,8 @@ they are older than the grace period (see `simulation`). No drone is lost either
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -50,9 +51,7 @@ from scheduler_service.models import (
 )
 from scheduler_service.planning import (
     NoDroneFreeError,
-    able_drones,
     choose_drone,
-    preference,
     reserve_size,
 )
 from scheduler_service.records import AssignmentRecord, DroneRecord, FlightPlan, StopKind
@@ -116,7 +115,7 @@ class Dispatcher:
         wanted = request.model_dump(mode="json")
         existed: bool | None = None
         # Undeliverable: say so before anything changes (a drone's specification is constant).
-        able = sorted(able_drones(self._fleet.drones, request), key=preference(request))
+        able = self._fleet.index.able(request)
         for _ in range(ATTEMPTS):
             now = self._clock()
             current = await self._store.assignments.get(delivery_id, delivery_id)
@@ -208,7 +207,7 @@ class Dispatcher:
         return False
 
     async def _choose(
-        self, able: list[DroneRecord], request: AssignmentRequest, now: datetime
+        self, able: Iterable[DroneRecord], request: AssignmentRequest, now: datetime
     ) -> DroneRecord:
         """The drone `choose_drone` would choose from the whole fleet as it is now.
 
@@ -218,9 +217,9 @@ class Dispatcher:
         is read.
         """
         if request.expedited or await self._free_drones() > reserve_size(
-            len(self._fleet.drones), self._reserve_share
+            len(self._fleet.index.drones), self._reserve_share
         ):
-            for candidate in able[:CANDIDATES]:
+            for candidate in itertools.islice(able, CANDIDATES):
                 found = await self._store.drones.get(candidate.id, candidate.id)
                 if found is not None and found.record.flight is None:
                     return found.record
