@@ -69,8 +69,11 @@ ATTEMPTS = 48
 lost race means another request got a drone, so this bounds the waiting, not the progress."""
 
 
-CANDIDATES = 16
-"""How many of the nearest able drones a request reads one by one before it reads the whole fleet."""
+CANDIDATES = 48
+"""How many of the nearest able drones a request reads one by one before it reads the free ones at
+once: about as many as one base has in the largest fleet, so that a request looks at the whole
+nearest base before it looks further afield (measured: 500 deliveries at once on 999 drones read
+at most 34)."""
 
 
 class AssignmentNotFoundError(Exception):
@@ -124,7 +127,11 @@ class Dispatcher:
                 return Assigned(current.record, created=False)
             drone = await self._choose(able, request, now)
             plan = plan_delivery(
-                drone, request, now=now, speedup=self._speedup, traceparent=current_traceparent()
+                drone.record,
+                request,
+                now=now,
+                speedup=self._speedup,
+                traceparent=current_traceparent(),
             )
             record = AssignmentRecord(
                 id=delivery_id,
@@ -135,7 +142,7 @@ class Dispatcher:
                 created_at=current.record.created_at if current is not None else now,
                 updated_at=now,
             )
-            if await self._write(current, record) and await self._settle(plan):
+            if await self._write(current, record) and await self._settle(plan, drone):
                 return Assigned(record, created=not existed)
         raise NoDroneFreeError("Too many requests raced for the same drones; try again.", 1)
 
@@ -208,23 +215,35 @@ class Dispatcher:
 
     async def _choose(
         self, able: Iterable[DroneRecord], request: AssignmentRequest, now: datetime
-    ) -> DroneRecord:
-        """The drone `choose_drone` would choose from the whole fleet as it is now.
+    ) -> Versioned[DroneRecord]:
+        """The drone `choose_drone` would choose from the whole fleet as it is now, as read.
 
         While free drones are plentiful, that is the first free one of the able drones (`able`, in
         order of preference): the nearest are read one by one, rather than the whole fleet. When
-        none of them is free, or the reserve for expedited deliveries is reached, the whole fleet
-        is read.
+        the nearest CANDIDATES are all busy, the free drones are read with one query (the fewer,
+        the more are busy), and the first able one of them is taken. When none of them is able,
+        or the reserve for expedited deliveries is reached, the whole fleet is read to say why.
         """
+        fleet_size = len(self._fleet.index.drones)
         if request.expedited or await self._free_drones() > reserve_size(
-            len(self._fleet.index.drones), self._reserve_share
+            fleet_size, self._reserve_share
         ):
             for candidate in itertools.islice(able, CANDIDATES):
                 found = await self._store.drones.get(candidate.id, candidate.id)
                 if found is not None and found.record.flight is None:
-                    return found.record
-        fleet = [found.record for found in await self._store.drones.query()]
-        return choose_drone(fleet, request, now=now, reserve_share=self._reserve_share)
+                    return found
+            free = {
+                found.record.id: found
+                for found in await self._store.drones.query(("claimedAt", "=", None))
+            }
+            for candidate in able:
+                found = free.get(candidate.id)
+                if found is not None and found.record.flight is None:
+                    return found
+        fleet = {found.record.id: found for found in await self._store.drones.query()}
+        records = [found.record for found in fleet.values()]
+        chosen = choose_drone(records, request, now=now, reserve_share=self._reserve_share)
+        return fleet[chosen.id]
 
     async def _free_drones(self) -> int:
         # A drone is claimed (claimedAt set) exactly while it has a flight (see `drones`).
@@ -254,9 +273,9 @@ class Dispatcher:
             return False
         return True
 
-    async def _settle(self, plan: FlightPlan) -> bool:
-        """Claim the plan's drone; False (and nothing claimed) if the drone is taken, or if the
-        delivery has moved on to another plan meanwhile.
+    async def _settle(self, plan: FlightPlan, read: Versioned[DroneRecord] | None = None) -> bool:
+        """Claim the plan's drone (`read`: as the request has just read it); False (and nothing
+        claimed) if the drone is taken, or if the delivery has moved on to another plan meanwhile.
 
         Claims an earlier request left for the delivery are not recalled here: one of them may be
         the live claim of a request that changed the plan just now. The background loop recalls
@@ -264,7 +283,10 @@ class Dispatcher:
         """
         try:
             claimed = await self._store.drones.change(
-                plan.drone_id, plan.drone_id, lambda drone: claim(drone, plan, now=self._clock())
+                plan.drone_id,
+                plan.drone_id,
+                lambda drone: claim(drone, plan, now=self._clock()),
+                read=read,
             )
         except DroneBusyError:
             return False

@@ -107,15 +107,24 @@ class Repository(Generic[R]):
     async def count(self, *where: Filter) -> int:
         return await self._container.count(*where)
 
-    async def change(self, id: str, partition: str, decide: Callable[[R], R | None]) -> R | None:
+    async def change(
+        self,
+        id: str,
+        partition: str,
+        decide: Callable[[R], R | None],
+        *,
+        read: Versioned[R] | None = None,
+    ) -> R | None:
         """Read the document, let `decide` say what it becomes (None: leave it), write that back
         unless someone wrote first, and then decide again on what they wrote.
 
         Answers the record as it now stands, or None when there is no such document. `decide` may
-        raise to refuse the change; it is called again after every lost race.
+        raise to refuse the change; it is called again after every lost race. `read`: the version
+        the caller has just read, to decide on first instead of reading it again.
         """
         for _ in range(CHANGE_ATTEMPTS):
-            current = await self.get(id, partition)
+            current = read if read is not None else await self.get(id, partition)
+            read = None
             if current is None:
                 return None
             changed = decide(current.record)
