@@ -7,6 +7,11 @@ so replicas do not send it side by side; a failed attempt is retried with expone
 long as it takes. Each notification has a stable `eventId`, so a repeat (a lease that ran out while
 the post was in flight) takes effect once at the delivery service.
 
+A tick reads only the notifications that are due (the store filters them: SQLite walks the
+`orderKey` index, so the others are never decoded), and sends them as fast as the client to the
+delivery service lets through at once (its `max_concurrency`), each leased when its post starts: a
+lease and a post's deadline never run out while the notification waits for its turn.
+
 The delivery service acknowledges with 2xx; 404 (no such delivery) and 409 (its stage does not allow
 the event, e.g. Cancelled) are final answers too. Anything else, or no answer, is retried.
 """
@@ -23,7 +28,7 @@ from datetime import datetime, timedelta
 from opentelemetry import trace
 
 from scheduler_service.flights import utc_now
-from scheduler_service.records import NotificationRecord
+from scheduler_service.records import NotificationRecord, stored_time
 from scheduler_service.store import Repository, Versioned
 from servicekit.clients import CallPolicy, DownstreamUnavailableError, ServiceClient
 from servicekit.stores.errors import PreconditionFailedError
@@ -39,14 +44,17 @@ DELIVERY_POLICY = CallPolicy(
     backoff_initial=0.05,
     backoff_max=0.5,
     breaker_open_seconds=1.0,
-    max_concurrency=16,
+    max_concurrency=8,
 )
-"""One short attempt per send: the outbox itself retries, for as long as it takes."""
+"""One short attempt per send: the outbox itself retries, for as long as it takes. Eight posts at
+once keep one delivery service process busy; more only cost the client more per post."""
 
 LEASE = timedelta(seconds=DELIVERY_POLICY.deadline + 1)
 FIRST_BACKOFF_SECONDS = 0.25
 FINAL_STATUSES = frozenset((404, 409))
 BATCH = 500
+"""The most notifications one tick reads: the earliest due, which hold the earliest of their
+deliveries."""
 
 
 class Outbox:
@@ -62,17 +70,44 @@ class Outbox:
         self._delivery_service = delivery_service
         self._max_backoff = max_backoff_seconds
         self._clock = clock
+        self._waiting: dict[str, datetime] = {}
+        """Deliveries whose earliest notification is not due, and until when (see `_is_next`)."""
 
     async def send_due(self) -> None:
-        # A delivery's notifications sort together by orderKey, its earliest first, so whenever
-        # a batch holds any of them it holds the earliest.
-        waiting = await self._notifications.query(order_by="orderKey", limit=BATCH)
-        earliest: dict[str, Versioned[NotificationRecord]] = {}
-        for found in waiting:
-            earliest.setdefault(found.record.delivery_id, found)
         now = self._clock()
-        due = [found for found in earliest.values() if found.record.next_attempt_at <= now]
-        await asyncio.gather(*(self._send(found) for found in due))
+        # The earliest due notifications first: a delivery's due notifications sort together by
+        # orderKey, its earliest first, so whenever the batch holds any of them it holds that one.
+        due = await self._notifications.query(
+            ("nextAttemptAt", "<=", stored_time(now)), order_by="orderKey", limit=BATCH
+        )
+        self._waiting = {key: until for key, until in self._waiting.items() if until > now}
+        earliest: dict[str, Versioned[NotificationRecord]] = {}
+        for found in due:
+            if found.record.delivery_id not in self._waiting:
+                earliest.setdefault(found.record.delivery_id, found)
+        senders = asyncio.Semaphore(self._delivery_service.policy.max_concurrency)
+
+        async def send(found: Versioned[NotificationRecord]) -> None:
+            async with senders:
+                if await self._is_next(found):
+                    await self._send(found)
+
+        await asyncio.gather(*(send(found) for found in earliest.values()))
+
+    async def _is_next(self, found: Versioned[NotificationRecord]) -> bool:
+        """Whether no earlier notification of the delivery waits: one that is not due (being
+        sent, or waiting for its next attempt) goes first. Until that one's next attempt, this
+        replica does not look at the delivery again."""
+        record = found.record
+        earlier = await self._notifications.query(
+            ("orderKey", "<", record.order_key),
+            partition=record.delivery_id,
+            order_by="orderKey",
+            limit=1,
+        )
+        if earlier:
+            self._waiting[record.delivery_id] = earlier[0].record.next_attempt_at
+        return not earlier
 
     async def _send(self, found: Versioned[NotificationRecord]) -> None:
         record = found.record
