@@ -16,9 +16,8 @@ import heapq
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
+from operator import itemgetter
 
 from scheduler_service.flights import route_km
 from scheduler_service.geo import GeoPoint, distance_km
@@ -170,46 +169,27 @@ class FleetIndex:
         return ranked
 
 
-@dataclass(frozen=True)
-class _Station:
-    base: GeoPoint
-    distance: float
-    """From the base to the pickup."""
-    route: float
-    """The round trip from the base (`route_km`)."""
-    drones: list[DroneRecord]
-    """The base's drones, the lightest lifter first."""
-
-
 class _Ranked:
     """The able drones for one request, nearest base first."""
 
     def __init__(
         self, bases: Iterable[tuple[GeoPoint, list[DroneRecord]]], request: AssignmentRequest
     ) -> None:
-        pickup, dropoff = request.pickup.point, request.dropoff.point
+        pickup = request.pickup.point
         self._size, self._weight = request.package_detail.size, request.package_detail.weight
+        self._route = round_trips(request)  # for a base when its drones are first looked at
         self._stations = sorted(
-            (
-                _Station(base, distance_km(base, pickup), route_km(base, pickup, dropoff), drones)
-                for base, drones in bases
-            ),
-            key=attrgetter("distance"),
+            ((distance_km(base, pickup), drones) for base, drones in bases), key=itemgetter(0)
         )
 
     def __iter__(self) -> Iterator[DroneRecord]:
-        size, weight = self._size, self._weight
-        for _, equally_near in itertools.groupby(self._stations, key=attrgetter("distance")):
-            ring = list(equally_near)
-            routes = {station.base: station.route for station in ring}
+        size, weight, route = self._size, self._weight, self._route
+        for _, equally_near in itertools.groupby(self._stations, key=itemgetter(0)):
+            ring = [drones for _, drones in equally_near]
             # Bases exactly as far from the pickup as each other: their drones interleave.
-            drones: Iterable[DroneRecord] = (
-                ring[0].drones
-                if len(ring) == 1
-                else heapq.merge(*(station.drones for station in ring), key=_lightest_first)
-            )
+            drones = ring[0] if len(ring) == 1 else heapq.merge(*ring, key=_lightest_first)
             for drone in drones:
-                if can_fly(drone, size, weight, routes[drone.base]):
+                if can_fly(drone, size, weight, route(drone.base)):
                     yield drone
 
 

@@ -78,8 +78,13 @@ class Repository(Generic[R]):
 
     async def create(self, record: R) -> bool:
         """Add the record; answer False when its id was taken (an idempotent write's repeat)."""
+        return await self.add(record.as_document())
+
+    async def add(self, document: dict[str, Any]) -> bool:
+        """Add a document as it is: one that this service made from a record (a pending write,
+        see `drones`); answer False when its id was taken."""
         try:
-            await self._container.create(record.as_document())
+            await self._container.create(document)
         except DocumentExistsError:
             return False
         return True
@@ -172,8 +177,7 @@ class SchedulerStore:
             repository.name: repository
             for repository in (self.drones, self.assignments, self.notifications, self.utilization)
         }
-        repository = repositories[container]
-        return await repository.create(repository.parse(document))
+        return await repositories[container].add(document)
 
 
 @asynccontextmanager
