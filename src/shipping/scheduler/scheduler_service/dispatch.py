@@ -163,7 +163,7 @@ class Dispatcher:
                 flight = found.record.flight
                 if flight is not None:
                     held = plan is not None and flight.plan_id == plan.plan_id
-                    await self._recall(flight, even_aboard=not held)
+                    await self._recall(flight, even_aboard=not held, read=found)
             if current is None:
                 return
             try:
@@ -298,7 +298,13 @@ class Dispatcher:
             return False
         return True
 
-    async def _recall(self, plan: FlightPlan, *, even_aboard: bool) -> None:
+    async def _recall(
+        self,
+        plan: FlightPlan,
+        *,
+        even_aboard: bool,
+        read: Versioned[DroneRecord] | None = None,
+    ) -> None:
         await self._store.drones.change(
             plan.drone_id,
             plan.drone_id,
@@ -309,6 +315,7 @@ class Dispatcher:
                 speedup=self._speedup,
                 even_aboard=even_aboard,
             ),
+            read=read,
         )
 
 
