@@ -33,7 +33,9 @@ DRONES = ContainerSpec(
     "drones", partition_key="id", indexed=("deliveryId", "nextMilestoneAt", "claimedAt")
 )
 ASSIGNMENTS = ContainerSpec("assignments", partition_key="deliveryId")
-NOTIFICATIONS = ContainerSpec("notifications", partition_key="deliveryId", indexed=("orderKey",))
+NOTIFICATIONS = ContainerSpec(
+    "notifications", partition_key="deliveryId", indexed=("orderKey", "nextAttemptAt")
+)
 UTILIZATION = ContainerSpec("utilization", partition_key="ownerId", indexed=("year", "month"))
 CONTAINERS = (DRONES, ASSIGNMENTS, NOTIFICATIONS, UTILIZATION)
 

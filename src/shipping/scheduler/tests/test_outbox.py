@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from scheduler_service.outbox import Outbox
+from scheduler_service.outbox import LEASE, Outbox
 from scheduler_service.records import NotificationRecord, stored_time
 from scheduler_service.store import Repository, open_scheduler_store
 from servicekit.clients import CallPolicy, ServiceClient
@@ -58,7 +58,13 @@ async def notifications(tmp_path: Path) -> AsyncIterator[Repository[Notification
 
 
 def notification(
-    id: str, delivery_id: str, *, milestone: int, due: datetime = NOW, attempts: int = 0
+    id: str,
+    delivery_id: str,
+    *,
+    milestone: int,
+    due: datetime = NOW,
+    attempts: int = 0,
+    sending: bool = False,
 ) -> NotificationRecord:
     planned = NOW - timedelta(minutes=1)
     return NotificationRecord(
@@ -69,6 +75,7 @@ def notification(
         order_key=f"{stored_time(planned + timedelta(seconds=milestone))}/{milestone}",
         attempts=attempts,
         next_attempt_at=due,
+        sending=sending,
     )
 
 
@@ -112,3 +119,38 @@ async def test_a_due_notification_waits_for_an_earlier_one_of_its_delivery(
 
     assert delivery_service.received == ["pickup-2", "pickup-1", "dropoff-1"]
     assert await notifications.count() == 0
+
+
+async def test_while_an_earlier_one_backs_off_a_later_one_is_not_due(
+    notifications: Repository[NotificationRecord],
+) -> None:
+    later = NOW + timedelta(seconds=10)
+    await notifications.create(notification("pickup-1", "d1", milestone=0, attempts=3, due=later))
+    await notifications.create(notification("dropoff-1", "d1", milestone=1))
+    with serve_in_thread(SlowDeliveryService().app()) as url:
+        async with ServiceClient("delivery", url) as client:
+            await Outbox(notifications, client, max_backoff_seconds=1, clock=Clock()).send_due()
+
+    assert await notifications.count(("nextAttemptAt", "<=", stored_time(NOW))) == 0, (
+        "the drop-off waits for the pickup's next attempt, out of the way of what is due"
+    )
+
+
+async def test_a_later_one_waits_for_an_earlier_one_being_sent_a_tick_not_its_lease(
+    notifications: Repository[NotificationRecord],
+) -> None:
+    in_flight = notification("pickup-1", "d1", milestone=0, attempts=1, sending=True)
+    await notifications.create(in_flight.model_copy(update={"next_attempt_at": NOW + LEASE}))
+    await notifications.create(notification("dropoff-1", "d1", milestone=1))
+    delivery_service = SlowDeliveryService()
+    with serve_in_thread(delivery_service.app()) as url:
+        async with ServiceClient("delivery", url) as client:
+            outbox = Outbox(notifications, client, max_backoff_seconds=1, clock=Clock())
+
+            await outbox.send_due()
+            assert delivery_service.received == [], "the pickup is being sent (by another replica)"
+
+            await notifications.delete("pickup-1", "d1")  # which it acknowledged meanwhile
+            await outbox.send_due()
+
+    assert delivery_service.received == ["dropoff-1"]
