@@ -115,8 +115,9 @@ class Fleet:
 
     What a drone is (its model, payload, size, speed, range and base) never changes once it is
     stored, so the fleet keeps it from seeding on, grouped by base (`index`): a request ranks the
-    drones with it and reads from the store only the drones it considers, not the whole fleet. A drone that another replica adds
-    later (with a larger fleet size) is flown by that replica until this one restarts.
+    drones with it and reads from the store only the drones it considers, not the whole fleet. A
+    drone that another replica adds later (with a larger fleet size) is flown by that replica until
+    this one restarts.
     """
 
     def __init__(self, drones: Repository[DroneRecord], size: int) -> None:
