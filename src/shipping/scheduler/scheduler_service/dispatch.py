@@ -19,7 +19,8 @@ they are older than the grace period (see `simulation`). No drone is lost either
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -50,9 +51,7 @@ from scheduler_service.models import (
 )
 from scheduler_service.planning import (
     NoDroneFreeError,
-    able_drones,
     choose_drone,
-    preference,
     reserve_size,
 )
 from scheduler_service.records import AssignmentRecord, DroneRecord, FlightPlan, StopKind
@@ -70,8 +69,11 @@ ATTEMPTS = 48
 lost race means another request got a drone, so this bounds the waiting, not the progress."""
 
 
-CANDIDATES = 16
-"""How many of the nearest able drones a request reads one by one before it reads the whole fleet."""
+CANDIDATES = 48
+"""How many of the nearest able drones a request reads one by one before it reads the free ones at
+once: about as many as one base has in the largest fleet, so that a request looks at the whole
+nearest base before it looks further afield (measured: 500 deliveries at once on 999 drones read
+at most 34)."""
 
 
 class AssignmentNotFoundError(Exception):
@@ -116,7 +118,7 @@ class Dispatcher:
         wanted = request.model_dump(mode="json")
         existed: bool | None = None
         # Undeliverable: say so before anything changes (a drone's specification is constant).
-        able = sorted(able_drones(self._fleet.drones, request), key=preference(request))
+        able = self._fleet.index.able(request)
         for _ in range(ATTEMPTS):
             now = self._clock()
             current = await self._store.assignments.get(delivery_id, delivery_id)
@@ -125,7 +127,11 @@ class Dispatcher:
                 return Assigned(current.record, created=False)
             drone = await self._choose(able, request, now)
             plan = plan_delivery(
-                drone, request, now=now, speedup=self._speedup, traceparent=current_traceparent()
+                drone.record,
+                request,
+                now=now,
+                speedup=self._speedup,
+                traceparent=current_traceparent(),
             )
             record = AssignmentRecord(
                 id=delivery_id,
@@ -136,7 +142,7 @@ class Dispatcher:
                 created_at=current.record.created_at if current is not None else now,
                 updated_at=now,
             )
-            if await self._write(current, record) and await self._settle(plan):
+            if await self._write(current, record) and await self._settle(plan, drone):
                 return Assigned(record, created=not existed)
         raise NoDroneFreeError("Too many requests raced for the same drones; try again.", 1)
 
@@ -157,7 +163,7 @@ class Dispatcher:
                 flight = found.record.flight
                 if flight is not None:
                     held = plan is not None and flight.plan_id == plan.plan_id
-                    await self._recall(flight, even_aboard=not held)
+                    await self._recall(flight, even_aboard=not held, read=found)
             if current is None:
                 return
             try:
@@ -208,24 +214,36 @@ class Dispatcher:
         return False
 
     async def _choose(
-        self, able: list[DroneRecord], request: AssignmentRequest, now: datetime
-    ) -> DroneRecord:
-        """The drone `choose_drone` would choose from the whole fleet as it is now.
+        self, able: Iterable[DroneRecord], request: AssignmentRequest, now: datetime
+    ) -> Versioned[DroneRecord]:
+        """The drone `choose_drone` would choose from the whole fleet as it is now, as read.
 
         While free drones are plentiful, that is the first free one of the able drones (`able`, in
         order of preference): the nearest are read one by one, rather than the whole fleet. When
-        none of them is free, or the reserve for expedited deliveries is reached, the whole fleet
-        is read.
+        the nearest CANDIDATES are all busy, the free drones are read with one query (the fewer,
+        the more are busy), and the first able one of them is taken. When none of them is able,
+        or the reserve for expedited deliveries is reached, the whole fleet is read to say why.
         """
+        fleet_size = len(self._fleet.index.drones)
         if request.expedited or await self._free_drones() > reserve_size(
-            len(self._fleet.drones), self._reserve_share
+            fleet_size, self._reserve_share
         ):
-            for candidate in able[:CANDIDATES]:
+            for candidate in itertools.islice(able, CANDIDATES):
                 found = await self._store.drones.get(candidate.id, candidate.id)
                 if found is not None and found.record.flight is None:
-                    return found.record
-        fleet = [found.record for found in await self._store.drones.query()]
-        return choose_drone(fleet, request, now=now, reserve_share=self._reserve_share)
+                    return found
+            free = {
+                found.record.id: found
+                for found in await self._store.drones.query(("claimedAt", "=", None))
+            }
+            for candidate in able:
+                found = free.get(candidate.id)
+                if found is not None and found.record.flight is None:
+                    return found
+        fleet = {found.record.id: found for found in await self._store.drones.query()}
+        records = [found.record for found in fleet.values()]
+        chosen = choose_drone(records, request, now=now, reserve_share=self._reserve_share)
+        return fleet[chosen.id]
 
     async def _free_drones(self) -> int:
         # A drone is claimed (claimedAt set) exactly while it has a flight (see `drones`).
@@ -255,9 +273,9 @@ class Dispatcher:
             return False
         return True
 
-    async def _settle(self, plan: FlightPlan) -> bool:
-        """Claim the plan's drone; False (and nothing claimed) if the drone is taken, or if the
-        delivery has moved on to another plan meanwhile.
+    async def _settle(self, plan: FlightPlan, read: Versioned[DroneRecord] | None = None) -> bool:
+        """Claim the plan's drone (`read`: as the request has just read it); False (and nothing
+        claimed) if the drone is taken, or if the delivery has moved on to another plan meanwhile.
 
         Claims an earlier request left for the delivery are not recalled here: one of them may be
         the live claim of a request that changed the plan just now. The background loop recalls
@@ -265,7 +283,10 @@ class Dispatcher:
         """
         try:
             claimed = await self._store.drones.change(
-                plan.drone_id, plan.drone_id, lambda drone: claim(drone, plan, now=self._clock())
+                plan.drone_id,
+                plan.drone_id,
+                lambda drone: claim(drone, plan, now=self._clock()),
+                read=read,
             )
         except DroneBusyError:
             return False
@@ -277,7 +298,13 @@ class Dispatcher:
             return False
         return True
 
-    async def _recall(self, plan: FlightPlan, *, even_aboard: bool) -> None:
+    async def _recall(
+        self,
+        plan: FlightPlan,
+        *,
+        even_aboard: bool,
+        read: Versioned[DroneRecord] | None = None,
+    ) -> None:
         await self._store.drones.change(
             plan.drone_id,
             plan.drone_id,
@@ -288,6 +315,7 @@ class Dispatcher:
                 speedup=self._speedup,
                 even_aboard=even_aboard,
             ),
+            read=read,
         )
 
 

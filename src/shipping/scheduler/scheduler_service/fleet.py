@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from scheduler_service.geo import GeoPoint
 from scheduler_service.models import PackageSize
+from scheduler_service.planning import FleetIndex
 from scheduler_service.records import DroneRecord
 from scheduler_service.store import Repository
 from servicekit.stores.errors import StoreUnavailableError
@@ -113,16 +114,17 @@ class Fleet:
     """The fleet in the store: seeded in the background at start; requests wait for it briefly.
 
     What a drone is (its model, payload, size, speed, range and base) never changes once it is
-    stored, so the fleet keeps it from seeding on (`drones`): a request plans with it and reads from
-    the store only the drones it considers, not the whole fleet. A drone that another replica adds
-    later (with a larger fleet size) is flown by that replica until this one restarts.
+    stored, so the fleet keeps it from seeding on, grouped by base (`index`): a request ranks the
+    drones with it and reads from the store only the drones it considers, not the whole fleet. A
+    drone that another replica adds later (with a larger fleet size) is flown by that replica until
+    this one restarts.
     """
 
     def __init__(self, drones: Repository[DroneRecord], size: int) -> None:
         self._drones = drones
         self._size = size
         self._seeded = asyncio.Event()
-        self.drones: list[DroneRecord] = []
+        self.index = FleetIndex(())
         """Every drone as it was seeded: its specification (its flight is read from the store)."""
 
     async def seed(self) -> int:
@@ -134,7 +136,7 @@ class Fleet:
                 if await self._drones.create(drone):
                     added += 1
                 existing[drone.id] = drone
-        self.drones = sorted(existing.values(), key=lambda drone: drone.id)
+        self.index = FleetIndex(existing.values())
         self._seeded.set()
         log.info("fleet ready: %d drones, %d added", self._size, added)
         return added

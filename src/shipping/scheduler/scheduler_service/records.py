@@ -127,6 +127,9 @@ class NotificationRecord(Record):
     """The trace of the request that planned the flight (see `FlightPlan`)."""
     attempts: int = 0
     next_attempt_at: StoredTime
+    sending: bool = False
+    """Leased for an attempt (until `next_attempt_at`): the delivery's later notifications wait
+    for it a tick at a time, not for as long as the lease."""
 
 
 class FlightRecord(Record):

@@ -23,7 +23,7 @@ from scheduler_service.drones import due_stop, pass_stop, recall, without_pendin
 from scheduler_service.flights import utc_now
 from scheduler_service.records import DroneRecord, StopKind, stored_time
 from scheduler_service.settings import SchedulerSettings
-from scheduler_service.store import SchedulerStore
+from scheduler_service.store import SchedulerStore, Versioned
 from servicekit.stores.errors import PreconditionFailedError
 
 log = logging.getLogger(__name__)
@@ -51,20 +51,20 @@ class FlightSimulator:
     async def tick(self) -> None:
         now = self._clock()
         for found in await self._store.drones.query(("nextMilestoneAt", "<=", stored_time(now))):
-            await self.advance(found.record.id)
+            await self.advance(found)
         if now >= self._next_sweep:
             self._next_sweep = now + self._grace / 2
             await self.sweep(now)
 
-    async def advance(self, drone_id: str) -> None:
-        """Move the drone past every milestone whose time has come, one conditional write each."""
+    async def advance(self, found: Versioned[DroneRecord] | None) -> None:
+        """Move the drone (`found`: as just read) past every milestone whose time has come, one
+        conditional write each. Each step starts from the version the last one wrote."""
         for _ in range(MAX_STEPS_PER_DRONE):
-            found = await self._store.drones.get(drone_id, drone_id)
             if found is None:
                 return
             drone, now = found.record, self._clock()
             if drone.pending:
-                await self._copy_pending(drone)
+                found = await self._copy_pending(found)
                 continue
             stop = due_stop(drone, now)
             if stop is None:
@@ -72,10 +72,7 @@ class FlightSimulator:
             if stop.kind in DELIVERY_STOPS and not await self._is_wanted(drone):
                 await self._recall_if_stale(drone, now)
                 return
-            try:
-                await self._store.drones.replace(found, pass_stop(drone, now=now))
-            except PreconditionFailedError:
-                continue  # another replica moved it first, or a request changed it: look again
+            found = await self._write(found, pass_stop(drone, now=now))
 
     async def sweep(self, now: datetime) -> None:
         """Recall drones claimed longer than the grace period ago for plans no assignment holds."""
@@ -110,11 +107,21 @@ class FlightSimulator:
             ),
         )
 
-    async def _copy_pending(self, drone: DroneRecord) -> None:
+    async def _copy_pending(self, found: Versioned[DroneRecord]) -> Versioned[DroneRecord] | None:
+        drone = found.record
         copied = []
         for write in drone.pending:
             await self._store.create_document(write.container, write.document)
             copied.append((write.container, str(write.document["id"])))
-        await self._store.drones.change(
-            drone.id, drone.id, lambda current: without_pending(current, copied, now=self._clock())
-        )
+        cleared = without_pending(drone, copied, now=self._clock())
+        return found if cleared is None else await self._write(found, cleared)
+
+    async def _write(
+        self, found: Versioned[DroneRecord], drone: DroneRecord
+    ) -> Versioned[DroneRecord] | None:
+        """The drone written over `found`: the version written, or, if another replica or a
+        request wrote first, the version it wrote, to decide again on."""
+        try:
+            return await self._store.drones.replace(found, drone)
+        except PreconditionFailedError:
+            return await self._store.drones.get(drone.id, drone.id)

@@ -33,7 +33,9 @@ DRONES = ContainerSpec(
     "drones", partition_key="id", indexed=("deliveryId", "nextMilestoneAt", "claimedAt")
 )
 ASSIGNMENTS = ContainerSpec("assignments", partition_key="deliveryId")
-NOTIFICATIONS = ContainerSpec("notifications", partition_key="deliveryId", indexed=("orderKey",))
+NOTIFICATIONS = ContainerSpec(
+    "notifications", partition_key="deliveryId", indexed=("orderKey", "nextAttemptAt")
+)
 UTILIZATION = ContainerSpec("utilization", partition_key="ownerId", indexed=("year", "month"))
 CONTAINERS = (DRONES, ASSIGNMENTS, NOTIFICATIONS, UTILIZATION)
 
@@ -78,8 +80,13 @@ class Repository(Generic[R]):
 
     async def create(self, record: R) -> bool:
         """Add the record; answer False when its id was taken (an idempotent write's repeat)."""
+        return await self.add(record.as_document())
+
+    async def add(self, document: dict[str, Any]) -> bool:
+        """Add a document as it is: one that this service made from a record (a pending write,
+        see `drones`); answer False when its id was taken."""
         try:
-            await self._container.create(record.as_document())
+            await self._container.create(document)
         except DocumentExistsError:
             return False
         return True
@@ -107,15 +114,24 @@ class Repository(Generic[R]):
     async def count(self, *where: Filter) -> int:
         return await self._container.count(*where)
 
-    async def change(self, id: str, partition: str, decide: Callable[[R], R | None]) -> R | None:
+    async def change(
+        self,
+        id: str,
+        partition: str,
+        decide: Callable[[R], R | None],
+        *,
+        read: Versioned[R] | None = None,
+    ) -> R | None:
         """Read the document, let `decide` say what it becomes (None: leave it), write that back
         unless someone wrote first, and then decide again on what they wrote.
 
         Answers the record as it now stands, or None when there is no such document. `decide` may
-        raise to refuse the change; it is called again after every lost race.
+        raise to refuse the change; it is called again after every lost race. `read`: the version
+        the caller has just read, to decide on first instead of reading it again.
         """
         for _ in range(CHANGE_ATTEMPTS):
-            current = await self.get(id, partition)
+            current = read if read is not None else await self.get(id, partition)
+            read = None
             if current is None:
                 return None
             changed = decide(current.record)
@@ -163,8 +179,7 @@ class SchedulerStore:
             repository.name: repository
             for repository in (self.drones, self.assignments, self.notifications, self.utilization)
         }
-        repository = repositories[container]
-        return await repository.create(repository.parse(document))
+        return await repositories[container].add(document)
 
 
 @asynccontextmanager

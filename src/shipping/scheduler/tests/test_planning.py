@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,9 +15,12 @@ from scheduler_service.flights import flying_time, plan_delivery, route_km
 from scheduler_service.geo import EARTH_RADIUS_KM, GeoPoint, distance_km, point_between
 from scheduler_service.models import AssignmentRequest, PackageSize
 from scheduler_service.planning import (
+    FleetIndex,
     NoDroneFreeError,
     UndeliverableError,
+    able_drones,
     choose_drone,
+    preference,
     reserve_size,
     retry_after,
 )
@@ -248,3 +253,44 @@ def test_the_reserve_is_a_share_of_the_fleet_rounded_down() -> None:
     assert reserve_size(20, 0.1) == 2
     assert reserve_size(5, 0.1) == 0
     assert reserve_size(20, 0.0) == 0
+
+
+def test_the_index_ranks_the_able_drones_as_the_rule_does() -> None:
+    fleet = make_fleet(999)
+    index = FleetIndex(fleet)
+    rng = random.Random(7)
+    for _ in range(200):
+        pickup = GeoPoint(rng.uniform(47.40, 47.82), rng.uniform(-122.50, -122.05))
+        dropoff = GeoPoint(rng.uniform(47.40, 47.82), rng.uniform(-122.50, -122.05))
+        package = {
+            "id": "p",
+            "size": rng.choice(["Small", "Medium", "Large"]),
+            "weight": rng.choice([0.5, 2, 4.5, 5, 8, 12, 20, 25]),
+        }
+        job = request(pickup, dropoff, packageDetail=package, expedited=rng.random() < 0.5)
+        try:
+            expected = sorted(able_drones(fleet, job), key=preference(job))
+        except UndeliverableError as error:
+            with pytest.raises(UndeliverableError, match=f"^{re.escape(str(error))}$"):
+                index.able(job)
+            continue
+        able = index.able(job)
+        assert list(able) == expected
+        assert list(able) == expected, "iterable again, from the first"
+
+
+def test_the_index_interleaves_the_drones_of_bases_equally_near() -> None:
+    pickup = GeoPoint(47.6, 0.0)
+    east, west = GeoPoint(47.6, 0.01), GeoPoint(47.6, -0.01)  # exactly as far, either side
+    fleet = [
+        drone("east-5", east, payload=5),
+        drone("east-10", east, payload=10),
+        drone("west-7", west, payload=7),
+        drone("far", north(pickup, 2), payload=2),
+    ]
+    job = request(pickup)
+
+    ranked = [d.id for d in FleetIndex(fleet).able(job)]
+
+    assert ranked == ["east-5", "west-7", "east-10", "far"]
+    assert ranked == [d.id for d in sorted(fleet, key=preference(job))]
