@@ -492,16 +492,26 @@ class RelationalStore:
 
     async def _run(self, work: Callable[[Connection], T], *, write: bool, prepared: bool) -> T:
         call = functools.partial(self._in_transaction, work, write)
+        attempted = False
+        if not self._backend.blocking and (self._preparation.done or not prepared):
+            # A call that cannot wait needs no clock, until it has to be retried.
+            attempted = True
+            try:
+                return call()
+            except Exception as exc:
+                if not self._is_transient(exc):
+                    raise
         try:
             async with asyncio.timeout(self._timeout):
                 if prepared and not self._preparation.done:
                     await self._preparation.wait(self._timeout)
                 # Nearly every call succeeds at once: only a transient failure pays for retrying.
-                try:
-                    return await self._call(call)
-                except Exception as exc:
-                    if not self._is_transient(exc):
-                        raise
+                if not attempted:
+                    try:
+                        return await self._call(call)
+                    except Exception as exc:
+                        if not self._is_transient(exc):
+                            raise
                 retrying = AsyncRetrying(
                     retry=retry_if_exception(self._is_transient),
                     wait=_RETRY_WAIT,
