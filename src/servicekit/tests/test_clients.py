@@ -136,7 +136,7 @@ async def test_retries_stop_at_the_deadline(client: ServiceClient, neighbour: Ne
 async def test_unreachable_neighbour_is_reported_after_the_retries() -> None:
     policy = CallPolicy(backoff_initial=0.01, backoff_max=0.02, max_attempts=3)
     async with ServiceClient("nobody", f"http://127.0.0.1:{free_port()}", policy) as client:
-        with pytest.raises(DownstreamUnavailableError, match="(?i)cannot connect"):
+        with pytest.raises(DownstreamUnavailableError, match=r"(?i)cannot connect"):
             await client.get("/anything")
 
 
