@@ -66,14 +66,14 @@ class DeliverySettings(ServiceSettings):
         description="How long one call to a neighbour may take, its retries included.",
     )
     call_max_concurrency: int = Field(
-        default=8,
+        default=16,
         gt=0,
         description="How many calls to one neighbour may be in flight at once; more wait for "
         "their turn within the call deadline. A neighbour sent more than it serves at once only "
         "answers later, past the attempt timeout, and the retries add to its load.",
     )
     max_active_workflows: int = Field(
-        default=16,
+        default=32,
         gt=0,
         description="How many deliveries one replica works on at once; the others wait their turn "
         "in the store. Intake stays fast under a burst, and the backlog is scheduled as fast as the "

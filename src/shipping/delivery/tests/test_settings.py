@@ -34,4 +34,4 @@ def test_calls_to_a_neighbour_are_limited_to_the_concurrency_set(
     policy = DeliverySettings().call_policy()
 
     assert policy.max_concurrency == 3
-    assert DeliverySettings.model_fields["call_max_concurrency"].default == 8
+    assert DeliverySettings.model_fields["call_max_concurrency"].default == 16
