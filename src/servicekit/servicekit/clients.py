@@ -21,6 +21,7 @@ means; when there is no response at all, `DownstreamUnavailableError` says why.
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import logging
 import time
 from collections.abc import Mapping
@@ -115,6 +116,14 @@ def _counts_against_breaker(response: httpx.Response) -> bool:
     return response.status_code >= 500
 
 
+class NoCookies(http.cookiejar.CookieJar):
+    """Calls between services carry no cookies: the jar keeps none, so no response is searched for
+    them (the standard jar's search of every response was a few per cent of a service's CPU)."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass
+
+
 class ServiceClient:
     def __init__(
         self,
@@ -136,6 +145,7 @@ class ServiceClient:
             timeout=self.policy.attempt_timeout,
             limits=limits,
             transport=transport or AiohttpTransport(limits=limits),
+            cookies=NoCookies(),
         )
         current_telemetry().instrument_client(self._http)
         self._bulkhead = asyncio.Semaphore(self.policy.max_concurrency)

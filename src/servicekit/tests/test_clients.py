@@ -31,11 +31,13 @@ class Neighbour:
     in_flight: int = 0
     most_in_flight: int = 0
     seen_request_ids: list[str | None] = field(default_factory=list)
+    seen_cookies: list[str | None] = field(default_factory=list)
 
     async def handle(self, request: Request) -> Response:
         key = request.path_params["key"]
         self.calls[key] += 1
         self.seen_request_ids.append(request.headers.get("x-request-id"))
+        self.seen_cookies.append(request.headers.get("cookie"))
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
@@ -45,7 +47,9 @@ class Neighbour:
         if self.failures_left.get(key, 0) > 0:
             self.failures_left[key] -= 1
             return Response(status_code=self.failure_status, headers=self.failure_headers)
-        return JSONResponse({"key": key, "call": self.calls[key]})
+        answer = JSONResponse({"key": key, "call": self.calls[key]})
+        answer.set_cookie("session", key)
+        return answer
 
 
 @pytest.fixture
@@ -194,3 +198,13 @@ async def test_request_id_travels_to_the_neighbour(
     await client.get("/things/i")
 
     assert neighbour.seen_request_ids == ["req-42"]
+
+
+async def test_cookies_a_neighbour_sets_are_not_sent_back(
+    client: ServiceClient, neighbour: Neighbour
+) -> None:
+    first = await client.get("/things/c")
+    await client.get("/things/c")
+
+    assert "session=c" in first.headers["set-cookie"]
+    assert neighbour.seen_cookies == [None, None]
