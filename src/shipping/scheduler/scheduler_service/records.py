@@ -14,8 +14,13 @@ from scheduler_service.models import ConfirmationType, PackageSize
 
 
 def stored_time(moment: datetime) -> str:
-    """A time as fixed-width UTC text, so that comparing the texts (as queries do) compares the times."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A time as fixed-width UTC text, so that comparing the texts (as queries do) compares the times.
+
+    Every time of every record written passes here: isoformat is faster than strftime, and a time
+    in UTC already needs no conversion."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds").removesuffix("+00:00") + "Z"
 
 
 StoredTime = Annotated[AwareDatetime, PlainSerializer(stored_time, return_type=str)]
