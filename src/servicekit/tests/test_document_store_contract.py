@@ -261,6 +261,22 @@ async def test_query_and_count_within_one_partition(document_store: DocumentStor
     assert await flights.count(partition="carol") == 0
 
 
+async def test_ids_of_the_matching_documents(document_store: DocumentStore) -> None:
+    drones = document_store.container("drones")
+    await drones.create(drone("held", claimedAt="2026-11-01T10:00:00Z"))
+    await drones.create(drone("freed", claimedAt=None))
+    await drones.create(drone("never-held"))
+    flights = document_store.container("flights")
+    await flights.create({"id": "a0", "ownerId": "alice", "month": "2026-11"})
+    await flights.create({"id": "b0", "ownerId": "bob", "month": "2026-11"})
+
+    assert sorted(await drones.ids(("claimedAt", "=", None))) == ["freed", "never-held"]
+    assert await drones.ids(("claimedAt", "!=", None)) == ["held"]
+    assert sorted(await drones.ids()) == ["freed", "held", "never-held"]
+    assert await flights.ids(("month", "=", "2026-11"), partition="bob") == ["b0"]
+    assert await flights.ids(partition="carol") == []
+
+
 @pytest.mark.parametrize("field", ["x; DROP TABLE drones", "a'b", "", "1abc"])
 async def test_field_names_that_are_not_plain_are_refused(
     document_store: DocumentStore, field: str

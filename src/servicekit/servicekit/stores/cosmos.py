@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
@@ -273,8 +273,16 @@ class _CosmosContainer:
 
         return await self._store.call(self.spec.name, run)
 
+    async def ids(self, *where: Filter, partition: str | None = None) -> list[str]:
+        query = CosmosQuery.build(self.spec, where, partition, select="ids")
+
+        async def run(proxy: ContainerProxy) -> list[str]:
+            return [str(value) async for value in query.items(proxy)]
+
+        return await self._store.call(self.spec.name, run)
+
     async def count(self, *where: Filter, partition: str | None = None) -> int:
-        query = CosmosQuery.build(self.spec, where, partition, count=True)
+        query = CosmosQuery.build(self.spec, where, partition, select="count")
 
         async def run(proxy: ContainerProxy) -> int:
             # A cross-partition count may come back as one number per partition range.
@@ -301,7 +309,7 @@ class CosmosQuery:
         order_by: str | None = None,
         descending: bool = False,
         limit: int | None = None,
-        count: bool = False,
+        select: Literal["documents", "count", "ids"] = "documents",
     ) -> CosmosQuery:
         check_filters(where)
         parameters: list[dict[str, object]] = []
@@ -326,8 +334,10 @@ class CosmosQuery:
             else:
                 clauses.append(f"{field} {operator} {bind(value)}")
 
-        if count:
+        if select == "count":
             text = "SELECT VALUE COUNT(1) FROM c"
+        elif select == "ids":
+            text = "SELECT VALUE c.id FROM c"
         elif limit is not None:
             # TOP rather than OFFSET/LIMIT: both Cosmos DB and the test server run it.
             text = f"SELECT TOP {bind(int(limit))} * FROM c"
@@ -335,7 +345,7 @@ class CosmosQuery:
             text = "SELECT * FROM c"
         if clauses:
             text += " WHERE " + " AND ".join(clauses)
-        if order_by is not None and not count:
+        if order_by is not None and select == "documents":
             check_field(order_by)
             text += f" ORDER BY {field_reference(order_by)} {'DESC' if descending else 'ASC'}"
         return cls(text, parameters, partition)

@@ -93,6 +93,9 @@ class Container(Protocol):
 
     async def count(self, *where: Filter, partition: str | None = None) -> int: ...
 
+    async def ids(self, *where: Filter, partition: str | None = None) -> list[str]:
+        """The ids of the matching documents, in no particular order, without reading them."""
+
 
 class DocumentStore(Protocol):
     async def start(self) -> None: ...
@@ -311,6 +314,13 @@ class _SqliteContainer:
             lambda c: c.fetch_all(f"SELECT body, etag FROM {self._table}{sql}", params)
         )
         return [_document(row) for row in rows]
+
+    async def ids(self, *where: Filter, partition: str | None = None) -> list[str]:
+        sql, params = self._where(where, partition)
+        rows = await self._db.read(
+            lambda c: c.fetch_all(f"SELECT id FROM {self._table}{sql}", params)
+        )
+        return [str(row["id"]) for row in rows]
 
     async def count(self, *where: Filter, partition: str | None = None) -> int:
         sql, params = self._where(where, partition)

@@ -19,7 +19,6 @@ they are older than the grace period (see `simulation`). No drone is lost either
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -67,13 +66,6 @@ a repeated request; an older one is planned again, so that no drone sets off lat
 ATTEMPTS = 48
 """How often one request re-reads and tries again after losing a race, before answering 503. Each
 lost race means another request got a drone, so this bounds the waiting, not the progress."""
-
-
-CANDIDATES = 48
-"""How many of the nearest able drones a request reads one by one before it reads the free ones at
-once: about as many as one base has in the largest fleet, so that a request looks at the whole
-nearest base before it looks further afield (measured: 500 deliveries at once on 999 drones read
-at most 34)."""
 
 
 class AssignmentNotFoundError(Exception):
@@ -218,36 +210,26 @@ class Dispatcher:
     ) -> Versioned[DroneRecord]:
         """The drone `choose_drone` would choose from the whole fleet as it is now, as read.
 
-        While free drones are plentiful, that is the first free one of the able drones (`able`, in
-        order of preference): the nearest are read one by one, rather than the whole fleet. When
-        the nearest CANDIDATES are all busy, the free drones are read with one query (the fewer,
-        the more are busy), and the first able one of them is taken. When none of them is able,
-        or the reserve for expedited deliveries is reached, the whole fleet is read to say why.
+        While more drones are free than the reserve for expedited deliveries keeps (or the delivery
+        is expedited), that is the first free one of the able drones (`able`, in order of
+        preference): the ids of the free drones come from one query that reads no drone, and only
+        the one chosen is read. When none of them is able, or the reserve is reached, the whole
+        fleet is read to say why.
         """
-        fleet_size = len(self._fleet.index.drones)
-        if request.expedited or await self._free_drones() > reserve_size(
-            fleet_size, self._reserve_share
-        ):
-            for candidate in itertools.islice(able, CANDIDATES):
-                found = await self._store.drones.get(candidate.id, candidate.id)
-                if found is not None and found.record.flight is None:
-                    return found
-            free = {
-                found.record.id: found
-                for found in await self._store.drones.query(("claimedAt", "=", None))
-            }
+        # claimedAt is set exactly while a drone has a flight (see `drones`).
+        free = set(await self._store.drones.ids(("claimedAt", "=", None)))
+        reserve = reserve_size(len(self._fleet.index.drones), self._reserve_share)
+        if request.expedited or len(free) > reserve:
             for candidate in able:
-                found = free.get(candidate.id)
+                if candidate.id not in free:
+                    continue
+                found = await self._store.drones.get(candidate.id, candidate.id)
                 if found is not None and found.record.flight is None:
                     return found
         fleet = {found.record.id: found for found in await self._store.drones.query()}
         records = [found.record for found in fleet.values()]
         chosen = choose_drone(records, request, now=now, reserve_share=self._reserve_share)
         return fleet[chosen.id]
-
-    async def _free_drones(self) -> int:
-        # A drone is claimed (claimedAt set) exactly while it has a flight (see `drones`).
-        return await self._store.drones.count(("claimedAt", "=", None))
 
     async def _state(self, plan: FlightPlan, drone: DroneRecord | None = None) -> PlanState:
         if drone is None:

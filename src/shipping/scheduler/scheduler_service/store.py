@@ -114,6 +114,9 @@ class Repository(Generic[R]):
     async def count(self, *where: Filter) -> int:
         return await self._container.count(*where)
 
+    async def ids(self, *where: Filter) -> list[str]:
+        return await self._container.ids(*where)
+
     async def change(
         self,
         id: str,
