@@ -2,7 +2,10 @@
 
 It is httpx, the client the field writes to (and the one OpenTelemetry instruments), over aiohttp's
 connection pool (the `httpx-aiohttp` transport, by httpx's maintainer): httpx's own pool checks every
-idle connection on every request, which cost a third of a busy service's CPU here.
+idle connection on every request, which cost a third of a busy service's CPU here. httpx's client
+builds each request (base URL, headers, timeout) and hands it straight to the transport, where
+OpenTelemetry's span is made: its `send` would add authentication, redirects, cookies and event
+hooks, none of which a call between these services has, for 85 µs of CPU a call (a fifth of it).
 
 One `ServiceClient` per downstream service. Each call:
 - waits for a slot in the downstream's bulkhead, so a slow neighbour cannot take every connection;
@@ -21,7 +24,6 @@ means; when there is no response at all, `DownstreamUnavailableError` says why.
 from __future__ import annotations
 
 import asyncio
-import http.cookiejar
 import logging
 import time
 from collections.abc import Mapping
@@ -116,14 +118,6 @@ def _counts_against_breaker(response: httpx.Response) -> bool:
     return response.status_code >= 500
 
 
-class NoCookies(http.cookiejar.CookieJar):
-    """Calls between services carry no cookies: the jar keeps none, so no response is searched for
-    them (the standard jar's search of every response was a few per cent of a service's CPU)."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        pass
-
-
 class ServiceClient:
     def __init__(
         self,
@@ -140,13 +134,14 @@ class ServiceClient:
             max_connections=self.policy.max_concurrency,
             max_keepalive_connections=self.policy.max_concurrency,
         )
+        self._transport = transport or AiohttpTransport(limits=limits)
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=self.policy.attempt_timeout,
             limits=limits,
-            transport=transport or AiohttpTransport(limits=limits),
-            cookies=NoCookies(),
+            transport=self._transport,
         )
+        # Instruments the transport itself, which `_send` calls.
         current_telemetry().instrument_client(self._http)
         self._bulkhead = asyncio.Semaphore(self.policy.max_concurrency)
         self._breakers = breakers or AsyncCircuitBreakerFactory(
@@ -202,13 +197,15 @@ class ServiceClient:
                 breaker = await self._breakers.get_breaker(self.name)
                 try:
                     async with breaker:
-                        response = await self._http.request(
-                            method,
-                            path,
-                            json=json,
-                            params=params,
-                            headers=outgoing,
-                            timeout=max(0.001, min(self.policy.attempt_timeout, remaining)),
+                        response = await self._send(
+                            self._http.build_request(
+                                method,
+                                path,
+                                json=json,
+                                params=params,
+                                headers=outgoing,
+                                timeout=max(0.001, min(self.policy.attempt_timeout, remaining)),
+                            )
                         )
                         if _counts_against_breaker(response):
                             raise _BreakerFailure(response)
@@ -236,6 +233,15 @@ class ServiceClient:
             ) from None
         except httpx.TransportError as exc:
             raise DownstreamUnavailableError(self.name, f"{type(exc).__name__}: {exc}") from exc
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = wait_random_exponential(
