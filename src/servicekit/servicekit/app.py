@@ -60,6 +60,9 @@ def create_service_app(
         version=version,
         description=description,
         lifespan=lifespan_with_defaults,
+        # servicekit's telemetry instruments the app as it does the clients and the stores (one
+        # mechanism); FastAPI's own would also look up the providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.lifecycle = lifecycle
