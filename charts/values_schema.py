@@ -273,6 +273,7 @@ def schemas() -> dict[str, Schema]:
                 "GATEWAY_MAX_BODY_SIZE": string("^[0-9]+[kKmM]?$"),
                 "GATEWAY_RATE_LIMIT": string("^[0-9]+r/[sm]$"),
                 "GATEWAY_RATE_BURST": string("^[0-9]+$"),
+                "GATEWAY_TRUSTED_PROXIES": string(CIDR),
             },
             required_env=[
                 "GATEWAY_LISTEN_PORT",
@@ -281,6 +282,7 @@ def schemas() -> dict[str, Schema]:
                 "GATEWAY_MAX_BODY_SIZE",
                 "GATEWAY_RATE_LIMIT",
                 "GATEWAY_RATE_BURST",
+                "GATEWAY_TRUSTED_PROXIES",
             ],
             required_secrets=[],
             extra={"ingress": INGRESS},

@@ -7,12 +7,13 @@ set -eu
 template="${GATEWAY_TEMPLATE:-/etc/nginx/drone-delivery/nginx.conf.template}"
 : "${GATEWAY_LISTEN_PORT:?}" "${DELIVERY_UPSTREAM:?}" "${GATEWAY_RUNTIME_DIR:?}"
 : "${GATEWAY_MAX_BODY_SIZE:?}" "${GATEWAY_RATE_LIMIT:?}" "${GATEWAY_RATE_BURST:?}"
+: "${GATEWAY_TRUSTED_PROXIES:?}"
 
 mkdir -p "$GATEWAY_RUNTIME_DIR"
 config="$GATEWAY_RUNTIME_DIR/nginx.conf"
 # Only the gateway's own variables are substituted; nginx's $variables pass through untouched.
 # shellcheck disable=SC2016
-envsubst '${GATEWAY_LISTEN_PORT} ${DELIVERY_UPSTREAM} ${GATEWAY_RUNTIME_DIR} ${GATEWAY_MAX_BODY_SIZE} ${GATEWAY_RATE_LIMIT} ${GATEWAY_RATE_BURST}' \
+envsubst '${GATEWAY_LISTEN_PORT} ${DELIVERY_UPSTREAM} ${GATEWAY_RUNTIME_DIR} ${GATEWAY_MAX_BODY_SIZE} ${GATEWAY_RATE_LIMIT} ${GATEWAY_RATE_BURST} ${GATEWAY_TRUSTED_PROXIES}' \
     <"$template" >"$config"
 
 # nginx must stay in the foreground as the container's process; the template says so itself

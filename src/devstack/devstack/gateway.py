@@ -36,8 +36,17 @@ def render(values: Mapping[str, str], template: Path = TEMPLATE) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
+# Locally the gateway's clients connect directly; only a proxy on this machine is believed.
+LOCAL_PROXIES = "127.0.0.1/32"
+
+
 def gateway_values(
-    *, listen_port: int, delivery_upstream: str, runtime_dir: Path, limits: GatewayLimits
+    *,
+    listen_port: int,
+    delivery_upstream: str,
+    runtime_dir: Path,
+    limits: GatewayLimits,
+    trusted_proxies: str = LOCAL_PROXIES,
 ) -> dict[str, str]:
     return {
         "GATEWAY_LISTEN_PORT": str(listen_port),
@@ -46,6 +55,7 @@ def gateway_values(
         "GATEWAY_MAX_BODY_SIZE": limits.max_body_size,
         "GATEWAY_RATE_LIMIT": limits.rate_limit,
         "GATEWAY_RATE_BURST": str(limits.rate_burst),
+        "GATEWAY_TRUSTED_PROXIES": trusted_proxies,
     }
 
 

@@ -21,7 +21,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from devstack.gateway import GatewayLimits, find_nginx, gateway_values, nginx_command, write_config
+from devstack.gateway import (
+    LOCAL_PROXIES,
+    GatewayLimits,
+    find_nginx,
+    gateway_values,
+    nginx_command,
+    write_config,
+)
 from servicekit.testing import free_port, serve_in_thread
 
 PROBLEM_JSON = "application/problem+json"
@@ -58,14 +65,29 @@ class Gateway:
             json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")
         ]
 
+    def log_line(self, request_id: str) -> dict[str, object]:
+        """The one access log line of the request (the log is flushed every second)."""
+        deadline = time.monotonic() + 5
+        while not (lines := [x for x in self.access_log() if x.get("request_id") == request_id]):
+            assert time.monotonic() < deadline, f"no access log line for {request_id} within 5 s"
+            time.sleep(0.1)
+        assert len(lines) == 1
+        return lines[0]
+
 
 @contextmanager
-def running_gateway(tmp: Path, upstream: str, limits: GatewayLimits) -> Iterator[Gateway]:
+def running_gateway(
+    tmp: Path, upstream: str, limits: GatewayLimits, trusted_proxies: str = LOCAL_PROXIES
+) -> Iterator[Gateway]:
     port = free_port()
     config = write_config(
         tmp / "nginx.conf",
         gateway_values(
-            listen_port=port, delivery_upstream=upstream, runtime_dir=tmp / "run", limits=limits
+            listen_port=port,
+            delivery_upstream=upstream,
+            runtime_dir=tmp / "run",
+            limits=limits,
+            trusted_proxies=trusted_proxies,
         ),
     )
     log = tmp / "gateway.log"
@@ -251,16 +273,11 @@ def test_a_body_over_the_limit_is_a_413_problem(gateway: Gateway) -> None:
 def test_access_log_is_json_with_request_id_and_upstream_timing(gateway: Gateway) -> None:
     httpx.get(f"{gateway.url}/api/deliveries/logged", headers={"X-Request-ID": "log-line-1"})
 
-    # The log is buffered and flushed every second.
-    deadline = time.monotonic() + 5
-    while not (lines := [x for x in gateway.access_log() if x.get("request_id") == "log-line-1"]):
-        assert time.monotonic() < deadline, "no access log line within 5 s"
-        time.sleep(0.1)
-    assert len(lines) == 1
-    assert lines[0]["status"] == 200
-    assert lines[0]["path"] == "/api/deliveries/logged"
-    assert isinstance(lines[0]["duration_s"], float)
-    assert float(str(lines[0]["upstream_s"])) >= 0
+    line = gateway.log_line("log-line-1")
+    assert line["status"] == 200
+    assert line["path"] == "/api/deliveries/logged"
+    assert isinstance(line["duration_s"], float)
+    assert float(str(line["upstream_s"])) >= 0
 
 
 def test_requests_over_the_rate_limit_are_429_problems(
@@ -278,6 +295,44 @@ def test_requests_over_the_rate_limit_are_429_problems(
         assert limited.headers["content-type"] == PROBLEM_JSON
         assert limited.headers["retry-after"] == "1"
         assert limited.headers["x-request-id"]
+
+
+def test_clients_behind_a_trusted_proxy_are_limited_each_on_its_own(
+    delivery_stand_in: str, tmp_path: Path
+) -> None:
+    """Behind the ingress controller every request comes from the controller: the client it forwarded
+    for is the one limited (and logged)."""
+    limits = GatewayLimits(rate_limit="2r/s", rate_burst=3)
+    with running_gateway(tmp_path, delivery_stand_in, limits) as gateway:
+        with httpx.Client(base_url=gateway.url) as client:
+            busy = [forwarded_get(client, "203.0.113.7").status_code for _ in range(10)]
+            other = forwarded_get(client, "203.0.113.8", request_id="another-client")
+
+        assert 429 in busy
+        assert other.status_code == 200
+        assert gateway.log_line("another-client")["client"] == "203.0.113.8"
+
+
+def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(
+    delivery_stand_in: str, tmp_path: Path
+) -> None:
+    limits = GatewayLimits(rate_limit="2r/s", rate_burst=3)
+    elsewhere = "192.0.2.0/24"  # the peer here, 127.0.0.1, is not a trusted proxy
+    with running_gateway(tmp_path, delivery_stand_in, limits, elsewhere) as gateway:
+        with httpx.Client(base_url=gateway.url) as client:
+            for _ in range(10):
+                forwarded_get(client, "203.0.113.7")
+            spoofed = forwarded_get(client, "203.0.113.8", request_id="spoofed-client")
+
+        assert spoofed.status_code == 429
+        assert gateway.log_line("spoofed-client")["client"] == "127.0.0.1"
+
+
+def forwarded_get(
+    client: httpx.Client, address: str, request_id: str = "forwarded"
+) -> httpx.Response:
+    headers = {"X-Forwarded-For": address, "X-Request-ID": request_id}
+    return client.get("/api/deliveries/d1", headers=headers)
 
 
 def test_an_unreachable_delivery_service_is_a_502_problem(tmp_path: Path) -> None:
