@@ -48,8 +48,7 @@ from servicekit.stores.documents import (
     Filter,
     check_field,
     check_filters,
-    document_id,
-    partition_of,
+    document_key,
     storable_id,
 )
 from servicekit.stores.errors import (
@@ -189,7 +188,7 @@ class _CosmosContainer:
         return await self._store.call(self.spec.name, read)
 
     async def create(self, body: Body) -> Document:
-        id, partition = document_id(body), partition_of(self.spec, body)
+        partition, id = document_key(self.spec, body)
         stamped, write_id = _stamped(body)
 
         async def create(proxy: ContainerProxy) -> Document:
@@ -203,7 +202,7 @@ class _CosmosContainer:
         return await self._store.call(self.spec.name, create)
 
     async def replace(self, body: Body, *, etag: str) -> Document:
-        id, partition = document_id(body), partition_of(self.spec, body)
+        partition, id = document_key(self.spec, body)
         stamped, write_id = _stamped(body)
 
         async def replace(proxy: ContainerProxy) -> Document:
@@ -226,9 +225,7 @@ class _CosmosContainer:
         return await self._store.call(self.spec.name, replace)
 
     async def upsert(self, body: Body) -> Document:
-        # Refuse a document without a storable id or its partition key up front.
-        document_id(body)
-        partition_of(self.spec, body)
+        document_key(self.spec, body)  # refuse an unstorable id or partition key up front
         stamped, _ = _stamped(body)
 
         async def upsert(proxy: ContainerProxy) -> Document:

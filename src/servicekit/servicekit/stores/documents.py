@@ -221,6 +221,7 @@ class _SqliteContainer:
         self._columns = "".join(f", {column}" for column in self._quoted)
         self._placeholders = ", ?" * len(self._quoted)
         self._assignments = "".join(f", {column} = ?" for column in self._quoted)
+        self._upsert_assignments = "".join(f", {c} = excluded.{c}" for c in self._quoted)
 
     def _indexed_values(self, body: Body) -> list[Any]:
         return [_column_value(field_value(body, name)) for name in self.spec.indexed]
@@ -238,7 +239,7 @@ class _SqliteContainer:
         return None if row is None else _document(row)
 
     async def create(self, body: Body) -> Document:
-        key, document = _key(self.spec, body), Document(body, new_etag())
+        key, document = document_key(self.spec, body), Document(body, new_etag())
         try:
             await self._db.write(
                 lambda c: c.execute(
@@ -252,7 +253,7 @@ class _SqliteContainer:
         return document
 
     async def replace(self, body: Body, *, etag: str) -> Document:
-        key, document = _key(self.spec, body), Document(body, new_etag())
+        key, document = document_key(self.spec, body), Document(body, new_etag())
         changed = await self._db.write(
             lambda c: c.execute(
                 f"UPDATE {self._table} SET etag = ?, body = ?{self._assignments} "
@@ -265,13 +266,13 @@ class _SqliteContainer:
         return document
 
     async def upsert(self, body: Body) -> Document:
-        key, document = _key(self.spec, body), Document(body, new_etag())
+        key, document = document_key(self.spec, body), Document(body, new_etag())
         await self._db.write(
             lambda c: c.execute(
                 f"INSERT INTO {self._table} (pk, id, etag, body{self._columns}) "
                 f"VALUES (?, ?, ?, ?{self._placeholders}) "
                 "ON CONFLICT (pk, id) DO UPDATE SET etag = excluded.etag, body = excluded.body"
-                + "".join(f", {c} = excluded.{c}" for c in self._quoted),
+                f"{self._upsert_assignments}",
                 (*key, document.etag, _dumps(body), *self._indexed_values(body)),
             )
         )
@@ -346,8 +347,9 @@ class _SqliteContainer:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def _key(spec: ContainerSpec, body: Body) -> tuple[str, str]:
-    """The row's (partition, id), checked before anything is written."""
+def document_key(spec: ContainerSpec, body: Body) -> tuple[str, str]:
+    """The document's (partition, id), checked before anything is written (ValueError if not
+    every backend could store them)."""
     return partition_of(spec, body), document_id(body)
 
 
