@@ -49,10 +49,11 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # The Azure SDKs (Cosmos DB, identity, the Monitor exporter) log every HTTP request and response
-    # they send, headers included, at INFO: several lines per store call. Their warnings and errors
-    # come through; the rest only when the service itself logs at DEBUG.
+    # The level of the libraries that log every HTTP request they send at INFO: their warnings and
+    # errors come through.
     quiet = max(logging.WARNING, root.level)
+    # The Azure SDKs (Cosmos DB, identity, the Monitor exporter) log requests and responses, headers
+    # included: several lines per store call, shown only when the service itself logs at DEBUG.
     logging.getLogger("azure").setLevel(logging.NOTSET if root.level <= logging.DEBUG else quiet)
 
     for name in ("uvicorn", "uvicorn.error"):
@@ -62,4 +63,4 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # httpx logs every request it sends at INFO: the callee's access log has each one already, and
     # a failed call is logged by the ServiceClient that retries it.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("httpx").setLevel(quiet)
