@@ -9,7 +9,7 @@ from __future__ import annotations
 from opentelemetry import metrics
 
 from delivery_service.models import EventKind
-from delivery_service.store import StoredEvent
+from delivery_service.store import EventRepository, StoredEvent
 
 FINAL_EVENTS = frozenset((EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED))
 
@@ -20,7 +20,13 @@ _finished = metrics.get_meter(__name__).create_counter(
 )
 
 
-def count_if_final(event: StoredEvent) -> None:
+async def store_event(events: EventRepository, event: StoredEvent) -> None:
+    """Store the event, and count it if it ends the delivery and was not stored before."""
+    if await events.add(event):
+        _count_if_final(event)
+
+
+def _count_if_final(event: StoredEvent) -> None:
     if event.stage not in FINAL_EVENTS:
         return
     attributes = {"delivery.outcome": event.stage.value}

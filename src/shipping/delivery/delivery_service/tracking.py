@@ -22,7 +22,7 @@ from delivery_service.models import (
     TrackingEvent,
 )
 from delivery_service.neighbours import SchedulerService
-from delivery_service.outcomes import count_if_final
+from delivery_service.outcomes import store_event
 from delivery_service.store import (
     DeliveryRepository,
     EventRepository,
@@ -103,8 +103,7 @@ class DeliveryTracking:
                     f"The delivery is {current.delivery.stage.value}; it takes no flight reports.",
                     kind="delivery-not-flying",
                 )
-            if await self._events.add(event):
-                count_if_final(event)
+            await store_event(self._events, event)
         await self._apply(current, event, stage)
 
     async def _apply(self, current: Versioned | None, event: StoredEvent, stage: Stage) -> None:

@@ -38,7 +38,7 @@ from delivery_service.neighbours import (
     SchedulerService,
     TryLater,
 )
-from delivery_service.outcomes import count_if_final
+from delivery_service.outcomes import store_event
 from delivery_service.settings import DeliverySettings
 from delivery_service.store import (
     ChangeOutcome,
@@ -170,8 +170,7 @@ class Workflow:
         if not delivery.outbox:
             return delivery
         for event in delivery.outbox:
-            if await self._events.add(event):
-                count_if_final(event)
+            await store_event(self._events, event)
         return delivery.model_copy(update={"outbox": []})
 
     async def _advance(self, delivery: StoredDelivery) -> StoredDelivery:
