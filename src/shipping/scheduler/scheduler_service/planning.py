@@ -12,6 +12,7 @@ needs to.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -95,12 +96,10 @@ def preference(request: AssignmentRequest) -> Callable[[DroneRecord], tuple[floa
     """The order drones are chosen in: the nearest first; of drones equally near (one base), the
     one that lifts least, so that heavy lifters stay free for heavy packages."""
     pickup = request.pickup.point
-    distances: dict[GeoPoint, float] = {}
 
+    @functools.cache  # once per base
     def distance(base: GeoPoint) -> float:
-        if base not in distances:
-            distances[base] = distance_km(base, pickup)
-        return distances[base]
+        return distance_km(base, pickup)
 
     return lambda drone: (distance(drone.base), *_lightest_first(drone))
 
@@ -108,12 +107,10 @@ def preference(request: AssignmentRequest) -> Callable[[DroneRecord], tuple[floa
 def round_trips(request: AssignmentRequest) -> Callable[[GeoPoint], float]:
     """The length of the request's round trip from a base (`route_km`), computed once per base."""
     pickup, dropoff = request.pickup.point, request.dropoff.point
-    routes: dict[GeoPoint, float] = {}
 
+    @functools.cache
     def route(base: GeoPoint) -> float:
-        if base not in routes:
-            routes[base] = route_km(base, pickup, dropoff)
-        return routes[base]
+        return route_km(base, pickup, dropoff)
 
     return route
 
