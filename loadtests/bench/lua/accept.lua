@@ -6,17 +6,11 @@ local report = require("report")
 local bodies = {}
 local limit = nil
 local answered = 0
-local threads = 0
 
-function setup(thread)
-  threads = threads + 1
-  thread:set("number", threads)
-end
+setup = report.setup
 
 function init(args)
-  for line in io.lines(args[1]) do
-    bodies[#bodies + 1] = line
-  end
+  bodies = report.lines(args[1])
   limit = tonumber(args[2])
   report.seed(number or 0)
 end

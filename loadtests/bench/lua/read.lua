@@ -2,17 +2,11 @@
 package.path = debug.getinfo(1, "S").source:match("@(.*/)") .. "?.lua;" .. package.path
 local report = require("report")
 local ids = {}
-local threads = 0
 
-function setup(thread)
-  threads = threads + 1
-  thread:set("number", threads)
-end
+setup = report.setup
 
 function init(args)
-  for line in io.lines(args[1]) do
-    ids[#ids + 1] = line
-  end
+  ids = report.lines(args[1])
   report.seed(number or 0)
 end
 

@@ -1,5 +1,22 @@
--- Shared by the benchmark's scripts: the summary as one JSON line that the benchmark parses.
+-- Shared by the benchmark's scripts: thread numbering, reading the argument file, and the summary
+-- as one JSON line that the benchmark parses.
 local report = {}
+local threads = 0
+
+-- wrk's setup(thread), run once per thread in the main Lua state: number the threads.
+function report.setup(thread)
+  threads = threads + 1
+  thread:set("number", threads)
+end
+
+-- The lines of a file, e.g. the ids or bodies named after `--`.
+function report.lines(path)
+  local lines = {}
+  for line in io.lines(path) do
+    lines[#lines + 1] = line
+  end
+  return lines
+end
 
 function report.done(summary, latency)
   io.write(string.format(
