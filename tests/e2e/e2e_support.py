@@ -16,6 +16,8 @@ from devstack.stack import Ports, StackSettings
 from servicekit.testing import free_port
 
 TERMINAL = {"Completed", "Cancelled", "Failed"}
+COMPLETED_EVENTS = ["Created", "Scheduled", "HeadedToPickup", "HeadedToDropoff", "Completed"]
+"""The events of a delivery flown to completion, each once, in order."""
 RATE_LIMIT = GatewayLimits(max_body_size="16k", rate_limit="100r/s", rate_burst=200)
 
 

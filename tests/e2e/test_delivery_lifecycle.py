@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from e2e_support import TERMINAL, delivery_request, wait_for_stage
+from e2e_support import COMPLETED_EVENTS, TERMINAL, delivery_request, wait_for_stage
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -49,13 +49,7 @@ def test_a_delivery_flies_to_completed_with_real_status_and_events(gateway: http
     assert kilometres(final["lastKnownLocation"], request["dropOffLocation"]) < 0.1
 
     events = gateway.get(f"/api/deliveries/{delivery_id}/events").json()
-    assert [event["stage"] for event in events] == [
-        "Created",
-        "Scheduled",
-        "HeadedToPickup",
-        "HeadedToDropoff",
-        "Completed",
-    ]
+    assert [event["stage"] for event in events] == COMPLETED_EVENTS
     times = [event["time"] for event in events]
     assert times == sorted(times)
 
