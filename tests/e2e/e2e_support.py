@@ -1,10 +1,10 @@
 """What the end-to-end tests share: the stack's settings, the request they start from, and waiting
-for a stage."""
+for a stage or a condition."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,4 +75,13 @@ def wait_for_stage(
             pytest.fail(
                 f"delivery {delivery_id} is {delivery['stage']}, not {stages}, after {timeout} s"
             )
+        time.sleep(0.2)
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    """Wait until `condition()` holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout} s: {what}")
         time.sleep(0.2)

@@ -27,6 +27,7 @@ from e2e_support import (
     COMPLETED_EVENTS,
     TERMINAL,
     delivery_request,
+    eventually,
     stack_settings,
     wait_for_stage,
 )
@@ -143,6 +144,7 @@ def test_a_delivery_scheduled_through_throttling_lost_answers_and_outages_comple
             }
         ),
         "the flight on the owner's utilization",
+        timeout=30,
     )
 
 
@@ -191,12 +193,4 @@ def test_cancels_and_reschedules_racing_the_workflow_end_cancelled_holding_nothi
                 and packages.get(f"/api/packages/{package}").status_code == 404
             )
 
-        eventually(released, f"delivery {delivery_id}'s drone and package released")
-
-
-def eventually(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout} s: {what}")
-        time.sleep(0.2)
+        eventually(released, f"delivery {delivery_id}'s drone and package released", timeout=30)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_support import TERMINAL, delivery_request, wait_for_stage
+from e2e_support import TERMINAL, delivery_request, eventually, wait_for_stage
 from otlp_receiver import Received, ReceivedSpan, otlp_receiver
 
 from devstack.gateway import GatewayLimits
@@ -49,14 +49,6 @@ def telemetry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack,
         )
         with Stack(settings) as stack:
             yield stack, received
-
-
-def eventually(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not seen within {timeout} s: {what}")
-        time.sleep(0.2)
 
 
 def find(spans: list[ReceivedSpan], service: str, kind: int, path: str) -> list[ReceivedSpan]:
