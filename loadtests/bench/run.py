@@ -14,6 +14,7 @@ Every process is started here, on 127.0.0.1 only, and stopped before the run ret
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import sqlite3
@@ -203,8 +204,6 @@ class Benchmark:
             yield stack
 
     def _fly_deliveries(self, stack: Stack, count: int) -> list[str]:
-        import random
-
         rng = random.Random(5)
         with httpx.Client(base_url=stack.gateway_url, timeout=10) as client:
             ids = []
