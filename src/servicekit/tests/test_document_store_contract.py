@@ -306,5 +306,15 @@ async def test_sqlite_files_from_before_indexed_columns_are_brought_up_to_date(
     async with SqliteDocumentStore(f"sqlite:///{path}", [spec], timeout=5) as store:
         drones = store.container("drones")
         found = await drones.query(("status", "=", "Free"), ("payload", ">", 1))
+        kept = await drones.get("d1", "d1")
+        await drones.create(drone("d2", status="Busy"))
 
     assert [d.id for d in found] == ["d1"]
+    assert kept is not None
+    assert kept.etag == '"e1"'  # a reader's ETag stays valid
+    with closing(sqlite3.connect(path)) as new:
+        schema = dict(new.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+    # Rebuilt as a rowid table, with the index on the field's own column.
+    assert "WITHOUT ROWID" not in schema["drones"]
+    assert schema["drones__status"] == 'CREATE INDEX "drones__status" ON "drones" ("status")'
+    assert "drones__without_rowid" not in schema

@@ -195,10 +195,8 @@ class SqliteDocumentStore:
 
     def _ensure_tables(self, conn: Connection) -> None:
         for spec in self._specs.values():
-            conn.execute(
-                f'CREATE TABLE IF NOT EXISTS "{spec.name}" (pk TEXT NOT NULL, id TEXT NOT NULL, '
-                "etag TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (pk, id)) WITHOUT ROWID"
-            )
+            _rebuild_without_rowid(conn, spec.name)
+            conn.execute(_create_table(spec.name))
             columns = {row["name"] for row in conn.fetch_all(f'PRAGMA table_info("{spec.name}")')}
             for name in spec.indexed:
                 if name not in columns:
@@ -210,6 +208,34 @@ class SqliteDocumentStore:
                 conn.execute(
                     f'CREATE INDEX IF NOT EXISTS "{spec.name}__{name}" ON "{spec.name}" ("{name}")'
                 )
+
+
+def _create_table(name: str) -> str:
+    # A rowid table: the bodies (about a kilobyte) live in leaves of their own, appended in order,
+    # and the key's index holds only the keys. WITHOUT ROWID would keep each body inside the key's
+    # B-tree, a few to a page, so that inserts in random id order split pages all the time.
+    return (
+        f'CREATE TABLE IF NOT EXISTS "{name}" (pk TEXT NOT NULL, id TEXT NOT NULL, '
+        "etag TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (pk, id))"
+    )
+
+
+def _rebuild_without_rowid(conn: Connection, name: str) -> None:
+    """Bring a table from a .data/ written before tables had rowids to the present layout.
+
+    Only the documents are copied: the indexed columns and their indexes are then added as for any
+    table that lacks them.
+    """
+    row = conn.fetch_one("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    if row is None or "WITHOUT ROWID" not in str(row["sql"]).upper():
+        return
+    old = f"{name}__without_rowid"
+    conn.execute(f'ALTER TABLE "{name}" RENAME TO "{old}"')
+    conn.execute(_create_table(name))
+    conn.execute(
+        f'INSERT INTO "{name}" (pk, id, etag, body) SELECT pk, id, etag, body FROM "{old}"'
+    )
+    conn.execute(f'DROP TABLE "{old}"')  # and its indexes with it
 
 
 class _SqliteContainer:
