@@ -101,6 +101,17 @@ async def test_upsert_inserts_then_overwrites(db: RelationalStore) -> None:
     ]
 
 
+async def test_a_column_of_every_row(db: RelationalStore) -> None:
+    for number in (2, 1, 3):
+        await db.write(lambda c, n=number: c.execute(INSERT, (f"d{n}", float(n))))
+
+    ids = await db.read(lambda c: c.fetch_column("SELECT id, payload FROM drones ORDER BY payload"))
+    none = await db.read(lambda c: c.fetch_column("SELECT id FROM drones WHERE payload > 9"))
+
+    assert ids == ["d1", "d2", "d3"]
+    assert none == []
+
+
 async def test_pages_of_an_ordered_result(db: RelationalStore) -> None:
     def insert(number: int) -> Callable[[Connection], int]:
         return lambda c: c.execute(INSERT, (f"d{number}", float(number)))

@@ -344,10 +344,9 @@ class _SqliteContainer:
 
     async def ids(self, *where: Filter, partition: str | None = None) -> list[str]:
         sql, params = self._where(where, partition)
-        rows = await self._db.read(
-            lambda c: c.fetch_all(f"SELECT id FROM {self._table}{sql}", params)
+        return await self._db.read(
+            lambda c: c.fetch_column(f"SELECT id FROM {self._table}{sql}", params)
         )
-        return [str(row["id"]) for row in rows]
 
     async def count(self, *where: Filter, partition: str | None = None) -> int:
         sql, params = self._where(where, partition)

@@ -203,15 +203,21 @@ class Connection:
     def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         cursor: Cursor = self._raw.execute(sql, tuple(params))
         row = cursor.fetchone()
-        return None if row is None else _as_dict(cursor, row)
+        return None if row is None else dict(zip(_column_names(cursor), row, strict=True))
 
     def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         cursor: Cursor = self._raw.execute(sql, tuple(params))
-        return [_as_dict(cursor, row) for row in cursor.fetchall()]
+        names = _column_names(cursor)  # once a statement, not once a row
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def fetch_column(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The first column of every row: for lists of keys, without a dict a row."""
+        cursor: Cursor = self._raw.execute(sql, tuple(params))
+        return [row[0] for row in cursor.fetchall()]
 
 
-def _as_dict(cursor: Cursor, row: Sequence[Any]) -> Row:
-    return {column[0].lower(): value for column, value in zip(cursor.description, row, strict=True)}
+def _column_names(cursor: Cursor) -> list[str]:
+    return [column[0].lower() for column in cursor.description]
 
 
 class _Backend(Protocol):
