@@ -13,6 +13,7 @@ from delivery_service.changes import DeliveryChanges
 from delivery_service.intake import DeliveryIntake
 from delivery_service.leases import Leases, replica_name
 from delivery_service.neighbours import PackageService, SchedulerService
+from delivery_service.priority import IntakeFirst
 from delivery_service.runner import Runner
 from delivery_service.settings import DeliverySettings
 from delivery_service.store import (
@@ -55,7 +56,16 @@ def create_app(settings: DeliverySettings | None = None) -> FastAPI:
             workflow = Workflow(
                 deliveries, events, PackageService(package_client), scheduler, leases, settings
             )
-            runner = Runner(workflow, deliveries, leases, max_active=settings.max_active_workflows)
+            intake_first = IntakeFirst(lag_threshold=settings.intake_first_lag_seconds)
+            intake_first.start()
+            stack.push_async_callback(intake_first.stop)
+            runner = Runner(
+                workflow,
+                deliveries,
+                leases,
+                max_active=settings.max_active_workflows,
+                intake_first=intake_first,
+            )
             stack.push_async_callback(runner.stop)
             sweeper = Sweeper(
                 deliveries,
@@ -74,6 +84,7 @@ def create_app(settings: DeliverySettings | None = None) -> FastAPI:
                 IdempotencyRepository(store.container(IDEMPOTENCY_KEYS)),
                 leases,
                 runner.kick,
+                intake_first,
                 settings,
             )
             app.state.changes = DeliveryChanges(deliveries, leases, runner.kick, settings)

@@ -16,6 +16,7 @@ import uuid
 
 from delivery_service.leases import Kick, Leases
 from delivery_service.models import AcceptedDeliveryRequest, DeliveryRequest, EventKind, PackageInfo
+from delivery_service.priority import IntakeFirst
 from delivery_service.settings import DeliverySettings
 from delivery_service.store import (
     DeliveryRepository,
@@ -46,12 +47,14 @@ class DeliveryIntake:
         keys: IdempotencyRepository,
         leases: Leases,
         kick: Kick,
+        intake_first: IntakeFirst,
         settings: DeliverySettings,
     ) -> None:
         self._deliveries = deliveries
         self._keys = keys
         self._leases = leases
         self._kick = kick
+        self._intake_first = intake_first
         self._settings = settings
 
     def check(self, request: DeliveryRequest) -> None:
@@ -88,6 +91,7 @@ class DeliveryIntake:
                 )
             accepted = AcceptedDeliveryRequest.model_validate(record.answer)
         await self.create(accepted, package_owned=package_owned(request))
+        self._intake_first.accepted()
         return accepted
 
     async def create(

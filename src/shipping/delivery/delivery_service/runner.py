@@ -14,6 +14,7 @@ import asyncio
 import logging
 
 from delivery_service.leases import Leases
+from delivery_service.priority import IntakeFirst
 from delivery_service.store import DeliveryRepository
 from delivery_service.workflow import Workflow
 from servicekit.stores.errors import PreconditionFailedError, StoreError
@@ -29,6 +30,7 @@ class Runner:
         leases: Leases,
         *,
         max_active: int,
+        intake_first: IntakeFirst,
     ) -> None:
         self._workflow = workflow
         self._deliveries = deliveries
@@ -37,6 +39,7 @@ class Runner:
         self._wakes: dict[str, asyncio.Event] = {}
         self._stopping = False
         self._turns = asyncio.Semaphore(max_active)
+        self._intake_first = intake_first
 
     @property
     def active(self) -> int:
@@ -59,6 +62,7 @@ class Runner:
         try:
             while True:
                 async with self._turns:
+                    await self._intake_first.wait()
                     await self._workflow.run(delivery_id, wake)
                 # A kick that came while the run was finishing may have given it new work.
                 if not wake.is_set():

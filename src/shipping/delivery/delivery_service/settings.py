@@ -79,6 +79,13 @@ class DeliverySettings(ServiceSettings):
         "in the store. Intake stays fast under a burst, and the backlog is scheduled as fast as the "
         "neighbours allow (the queue-based load leveling pattern).",
     )
+    intake_first_lag_seconds: float = Field(
+        default=0.002,
+        ge=0,
+        description="While requests are being accepted and the event loop runs this much behind, "
+        "no new workflow starts: a burst is accepted at the speed of intake alone and scheduled "
+        "after it (0: workflows never wait for the intake).",
+    )
     retry_initial_seconds: float = Field(
         default=0.5,
         gt=0,

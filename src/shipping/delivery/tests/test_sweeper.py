@@ -22,6 +22,7 @@ from delivery_service.app import create_app
 from delivery_service.intake import DeliveryIntake
 from delivery_service.leases import Leases
 from delivery_service.models import DeliveryRequest
+from delivery_service.priority import IntakeFirst
 from delivery_service.settings import DeliverySettings
 from delivery_service.store import (
     CONTAINERS,
@@ -59,7 +60,14 @@ async def test_of_two_sweepers_finding_one_expired_lease_exactly_one_claims_it(
     deliveries = DeliveryRepository(store.container(DELIVERIES))
     keys = IdempotencyRepository(store.container(IDEMPOTENCY_KEYS))
     # Accepted by a replica that died at once: leases of a millisecond, nobody running them.
-    dead = DeliveryIntake(deliveries, keys, Leases("dead", 0.001), lambda _: None, settings)
+    dead = DeliveryIntake(
+        deliveries,
+        keys,
+        Leases("dead", 0.001),
+        lambda _: None,
+        IntakeFirst(lag_threshold=0),
+        settings,
+    )
     request = DeliveryRequest.model_validate(delivery_request())
     ids = sorted([(await dead.accept(request, None)).delivery_id for _ in range(HOW_MANY)])
     await asyncio.sleep(0.01)
