@@ -1,11 +1,13 @@
-"""The runner: one background task per delivery this replica holds the lease of.
+"""The runner: works on the deliveries this replica holds the lease of, `max_active` at a time.
 
 Whoever gives a delivery work on this replica (the API after a request, the sweeper after a claim)
-kicks the runner. A kick starts the delivery's task, or wakes the running one from a wait so it sees
-the change at once. At most `max_active` tasks work at a time; the others wait for a turn, their
-deliveries safe in the store, so that a burst of requests is accepted at the speed of intake and
-scheduled at the speed of the neighbours. On shutdown the runner stops its tasks and hands their leases back (expires them),
-so another replica's sweeper resumes them without waiting for the leases to run out.
+kicks the runner. A kick queues the delivery, or wakes its running workflow from a wait so it sees
+the change at once. `max_active` workers take the queue in order, so a burst of requests is accepted
+at the speed of intake and scheduled at the speed of the neighbours; the backlog is a list of ids
+(its deliveries are safe in the store), not a task each, so that it costs the intake next to
+nothing. On shutdown the runner stops its workers and hands the leases of everything running or
+queued back (expires them), so another replica's sweeper resumes them without waiting for the
+leases to run out.
 """
 
 from __future__ import annotations
@@ -35,35 +37,46 @@ class Runner:
         self._workflow = workflow
         self._deliveries = deliveries
         self._leases = leases
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._wakes: dict[str, asyncio.Event] = {}
-        self._stopping = False
-        self._turns = asyncio.Semaphore(max_active)
+        self._max_active = max_active
         self._intake_first = intake_first
-
-    @property
-    def active(self) -> int:
-        return len(self._tasks)
+        self._backlog: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._wakes: dict[str, asyncio.Event] = {}  # the deliveries being worked on
+        self._workers: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def kick(self, delivery_id: str) -> None:
         """Make sure the delivery's work is being done here, and looked at again from the store."""
         if self._stopping:
             return
-        if delivery_id in self._tasks:
+        if delivery_id in self._wakes:
             self._wakes[delivery_id].set()
             return
-        self._wakes[delivery_id] = asyncio.Event()
-        self._tasks[delivery_id] = asyncio.create_task(
-            self._run(delivery_id), name=f"delivery {delivery_id}"
-        )
+        if delivery_id in self._queued:
+            return  # it reads the delivery afresh when its turn comes
+        self._queued.add(delivery_id)
+        self._backlog.put_nowait(delivery_id)
+        if len(self._workers) < self._max_active:
+            self._workers.append(
+                asyncio.create_task(self._work(), name=f"runner {len(self._workers)}")
+            )
 
-    async def _run(self, delivery_id: str) -> None:
-        wake = self._wakes[delivery_id]
+    async def _work(self) -> None:
+        while True:
+            delivery_id = await self._backlog.get()
+            # Not a delivery's turn while accepting requests saturates the replica (priority.py).
+            await self._intake_first.wait()
+            self._queued.discard(delivery_id)
+            wake = self._wakes[delivery_id] = asyncio.Event()
+            try:
+                await self._run(delivery_id, wake)
+            finally:
+                del self._wakes[delivery_id]
+
+    async def _run(self, delivery_id: str, wake: asyncio.Event) -> None:
         try:
             while True:
-                async with self._turns:
-                    await self._intake_first.wait()
-                    await self._workflow.run(delivery_id, wake)
+                await self._workflow.run(delivery_id, wake)
                 # A kick that came while the run was finishing may have given it new work.
                 if not wake.is_set():
                     return
@@ -73,17 +86,14 @@ class Runner:
             # A fault of ours, not of a neighbour (those are waited out): the lease runs out and a
             # sweeper tries again later, so one bad delivery cannot spin a replica.
             log.exception("the workflow of delivery %s failed", delivery_id)
-        finally:
-            del self._tasks[delivery_id]
-            del self._wakes[delivery_id]
 
     async def stop(self) -> None:
         self._stopping = True
-        tasks = dict(self._tasks)
-        for task in tasks.values():
-            task.cancel()
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
-        await asyncio.gather(*(self._hand_back(id) for id in tasks), return_exceptions=True)
+        held = [*self._wakes, *self._queued]
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*(self._hand_back(id) for id in held), return_exceptions=True)
 
     async def _hand_back(self, delivery_id: str) -> None:
         try:
