@@ -53,6 +53,42 @@ async def test_a_failed_unit_of_work_is_rolled_back(db: RelationalStore) -> None
     assert await db.read(lambda c: c.fetch_all("SELECT id FROM drones")) == []
 
 
+async def test_writes_made_together_succeed_or_fail_each_alone(db: RelationalStore) -> None:
+    await db.write(lambda c: c.execute(INSERT, ("taken", 1.0)))
+
+    def insert_then_fail(c: Connection) -> None:
+        c.execute(INSERT, ("half-done", 2.0))
+        raise ValueError("changed my mind")
+
+    outcomes = await asyncio.gather(
+        db.write(lambda c: c.execute(INSERT, ("a", 1.0))),
+        db.write(lambda c: c.execute(INSERT, ("taken", 2.0))),
+        db.write(insert_then_fail),
+        db.write(lambda c: c.execute(INSERT, ("b", 1.0))),
+        return_exceptions=True,
+    )
+
+    assert outcomes[0] == 1
+    assert isinstance(outcomes[1], ConstraintViolationError)
+    assert isinstance(outcomes[2], ValueError)
+    assert outcomes[3] == 1
+    stored = await db.read(lambda c: c.fetch_column("SELECT id FROM drones ORDER BY id"))
+    assert stored == ["a", "b", "taken"]
+
+
+async def test_writes_made_together_while_the_database_is_locked_are_retried(
+    db: RelationalStore, relational_url: str
+) -> None:
+    def insert(id: str) -> Callable[[Connection], int]:
+        return lambda c: c.execute(INSERT, (id, 1.0))
+
+    with _locked(relational_url):
+        writes = asyncio.gather(*(db.write(insert(id)) for id in ("a", "b", "c")))
+        await asyncio.sleep(0.2)  # the writes wait and retry meanwhile
+
+    assert await writes == [1, 1, 1]
+
+
 async def test_duplicate_keys_are_constraint_violations(db: RelationalStore) -> None:
     await db.write(lambda c: c.execute(INSERT, ("d3", 1.0)))
 
@@ -102,8 +138,11 @@ async def test_upsert_inserts_then_overwrites(db: RelationalStore) -> None:
 
 
 async def test_a_column_of_every_row(db: RelationalStore) -> None:
+    def insert(number: int) -> Callable[[Connection], int]:
+        return lambda c: c.execute(INSERT, (f"d{number}", float(number)))
+
     for number in (2, 1, 3):
-        await db.write(lambda c, n=number: c.execute(INSERT, (f"d{n}", float(n))))
+        await db.write(insert(number))
 
     ids = await db.read(lambda c: c.fetch_column("SELECT id, payload FROM drones ORDER BY payload"))
     none = await db.read(lambda c: c.fetch_column("SELECT id FROM drones WHERE payload > 9"))
