@@ -100,6 +100,12 @@ def table(document: dict[str, Any]) -> str:
         f"machine: {machine['cores']} cores, {machine['cpu_model']}, {machine['memory_gib']} GiB, "
         f"Python {machine['python']}, nginx {machine['nginx']}, load {machine['load_average']}"
     )
+    bracket = document.get("details", {}).get("baseline", {})
+    if "before" in bracket and "after" in bracket:
+        lines.append(
+            f"baseline before and after the system: {bracket['before']['rps']:,.0f} and "
+            f"{bracket['after']['rps']:,.0f} rps (their mean divides the ratios)"
+        )
     if any(document["errors"].values()):
         lines.append(f"FAILURES: {document['errors']}")
     return "\n".join(lines)

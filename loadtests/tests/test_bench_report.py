@@ -55,6 +55,14 @@ def test_the_table_says_which_targets_are_not_met() -> None:
     assert "2 cores, Test CPU" in text
 
 
+def test_the_table_shows_the_baseline_before_and_after_the_system() -> None:
+    bracket = {"baseline": {"before": {"rps": 4400.0}, "after": {"rps": 3600.0}}}
+
+    text = table(result(measured(details=bracket), MACHINE, {}))
+
+    assert "baseline before and after the system: 4,400 and 3,600 rps" in text
+
+
 def test_a_run_with_failures_or_gaps_is_unusable() -> None:
     failed = result(measured(errors={"accept": 3}), MACHINE, {})
     assert problems(failed) == ["requests or deliveries failed: {'accept': 3}"]
