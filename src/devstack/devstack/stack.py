@@ -260,6 +260,9 @@ def uvicorn_command(app: str, *, port: int, workers: int = 1) -> list[str]:
         str(port),
         "--workers",
         str(workers),
+        # servicekit writes the services' access log; uvicorn's would be a second line per request,
+        # and the benchmark's baseline app, which has no servicekit, would pay for writing it.
+        "--no-access-log",
     ]
 
 
