@@ -15,6 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from opentelemetry import metrics
+
+# Rising all the time, not in bursts: the replica's intake alone keeps it busy; add replicas.
+_yielded = metrics.get_meter(__name__).create_counter(
+    "delivery.workflows.yielded",
+    unit="s",
+    description="Time during which new workflows waited because accepting requests saturated "
+    "the replica",
+)
+
 
 class IntakeFirst:
     def __init__(self, *, lag_threshold: float, tick: float = 0.01) -> None:
@@ -53,9 +63,12 @@ class IntakeFirst:
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            due, accepted = loop.time() + self._tick, self._accepted
+            started, accepted = loop.time(), self._accepted
             await asyncio.sleep(self._tick)
-            behind = loop.time() - due > self._lag_threshold
+            now = loop.time()
+            if self.yielding:
+                _yielded.add(now - started)
+            behind = now - started - self._tick > self._lag_threshold
             if behind and self._accepted != accepted:
                 self._clear.clear()
             else:

@@ -7,7 +7,10 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 
+from delivery_service import priority
 from delivery_service.leases import Leases
 from delivery_service.priority import IntakeFirst
 from delivery_service.runner import Runner
@@ -118,3 +121,21 @@ async def test_the_runner_starts_the_backlog_once_the_burst_is_over(
 
     assert len(workflow.started) == 10
     assert min(workflow.started.values()) >= burst_over
+
+
+async def test_the_time_workflows_waited_is_counted(
+    intake_first: IntakeFirst, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = InMemoryMetricReader()
+    counter = MeterProvider(metric_readers=[reader]).get_meter("test").create_counter("yielded")
+    monkeypatch.setattr(priority, "_yielded", counter)
+
+    await busy_loop(0.3, accepting=intake_first)
+    await asyncio.sleep(0.05)
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    (metric,) = data.resource_metrics[0].scope_metrics[0].metrics
+    (point,) = metric.data.data_points
+    assert isinstance(point, NumberDataPoint)
+    assert 0.1 < point.value < 0.4, "about the burst's length, less its first tick"
