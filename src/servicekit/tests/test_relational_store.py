@@ -20,6 +20,11 @@ SCHEMA = Migrations(
 INSERT = "INSERT INTO drones (id, payload) VALUES (?, ?)"
 
 
+def insert(id: str, payload: float = 1.0) -> Callable[[Connection], int]:
+    """A unit of work that inserts one drone."""
+    return lambda c: c.execute(INSERT, (id, payload))
+
+
 @pytest.fixture
 async def db(relational_url: str) -> AsyncIterator[RelationalStore]:
     async with RelationalStore(relational_url, SCHEMA, timeout=1.0) as store:
@@ -79,9 +84,6 @@ async def test_writes_made_together_succeed_or_fail_each_alone(db: RelationalSto
 async def test_writes_made_together_while_the_database_is_locked_are_retried(
     db: RelationalStore, relational_url: str
 ) -> None:
-    def insert(id: str) -> Callable[[Connection], int]:
-        return lambda c: c.execute(INSERT, (id, 1.0))
-
     with _locked(relational_url):
         writes = asyncio.gather(*(db.write(insert(id)) for id in ("a", "b", "c")))
         await asyncio.sleep(0.2)  # the writes wait and retry meanwhile
@@ -97,10 +99,7 @@ async def test_duplicate_keys_are_constraint_violations(db: RelationalStore) -> 
 
 
 async def test_many_concurrent_writers_all_commit(db: RelationalStore) -> None:
-    def insert(number: int) -> Callable[[Connection], int]:
-        return lambda c: c.execute(INSERT, (f"c{number}", number))
-
-    await asyncio.gather(*(db.write(insert(i)) for i in range(100)))
+    await asyncio.gather(*(db.write(insert(f"c{i}", i)) for i in range(100)))
 
     row = await db.read(lambda c: c.fetch_one("SELECT COUNT(*) AS n FROM drones"))
     assert row == {"n": 100}
@@ -109,14 +108,14 @@ async def test_many_concurrent_writers_all_commit(db: RelationalStore) -> None:
 async def test_of_many_concurrent_inserts_of_one_key_exactly_one_succeeds(
     db: RelationalStore,
 ) -> None:
-    async def insert(payload: int) -> bool:
+    async def won(payload: int) -> bool:
         try:
-            await db.write(lambda c: c.execute(INSERT, ("same", payload)))
+            await db.write(insert("same", payload))
             return True
         except ConstraintViolationError:
             return False
 
-    wins = await asyncio.gather(*(insert(i) for i in range(50)))
+    wins = await asyncio.gather(*(won(i) for i in range(50)))
 
     assert sum(wins) == 1
     row = await db.read(lambda c: c.fetch_one("SELECT COUNT(*) AS n FROM drones"))
@@ -138,11 +137,8 @@ async def test_upsert_inserts_then_overwrites(db: RelationalStore) -> None:
 
 
 async def test_a_column_of_every_row(db: RelationalStore) -> None:
-    def insert(number: int) -> Callable[[Connection], int]:
-        return lambda c: c.execute(INSERT, (f"d{number}", float(number)))
-
     for number in (2, 1, 3):
-        await db.write(insert(number))
+        await db.write(insert(f"d{number}", number))
 
     ids = await db.read(lambda c: c.fetch_column("SELECT id, payload FROM drones ORDER BY payload"))
     none = await db.read(lambda c: c.fetch_column("SELECT id FROM drones WHERE payload > 9"))
@@ -152,11 +148,8 @@ async def test_a_column_of_every_row(db: RelationalStore) -> None:
 
 
 async def test_pages_of_an_ordered_result(db: RelationalStore) -> None:
-    def insert(number: int) -> Callable[[Connection], int]:
-        return lambda c: c.execute(INSERT, (f"d{number}", float(number)))
-
     for number in range(7):
-        await db.write(insert(number))
+        await db.write(insert(f"d{number}", number))
 
     def page(offset: int) -> Callable[[Connection], list[dict[str, object]]]:
         sql = "SELECT id FROM drones ORDER BY payload DESC " + db.dialect.page_sql(3, offset)  # noqa: S608
