@@ -106,6 +106,12 @@ def table(document: dict[str, Any]) -> str:
             f"baseline before and after the system: {bracket['before']['rps']:,.0f} and "
             f"{bracket['after']['rps']:,.0f} rps (their mean divides the ratios)"
         )
+    waited = document.get("details", {}).get("end_to_end", {}).get("no_drone_free", 0)
+    if waited:
+        lines.append(
+            f"end to end: {waited} assignments found no drone free: the rate includes waiting "
+            "for the simulated fleet, not only the system's work"
+        )
     if any(document["errors"].values()):
         lines.append(f"FAILURES: {document['errors']}")
     return "\n".join(lines)

@@ -5,7 +5,8 @@
    then the paced client at half the rate wrk reached, for the p99.
 3. end to end: a fixed number of delivery requests as fast as wrk sends them, counted in the
    delivery store until every one has left `Requested`; deliveries that reached `Scheduled` (or
-   later) per second, from the first request to the last one scheduled. None may fail.
+   later) per second, from the first request to the last one scheduled. None may fail, and the
+   scheduler's access log says whether any waited for a free drone.
 4. accept: wrk POSTs of delivery requests for the measurement time.
 
 Every process is started here, on 127.0.0.1 only, and stopped before the run returns.
@@ -13,6 +14,7 @@ Every process is started here, on 127.0.0.1 only, and stopped before the run ret
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -62,11 +64,14 @@ class BenchSettings:
     settle_timeout: float = 120
     wrk: WrkSettings = field(default_factory=WrkSettings)
     # A fleet this large and fast has a free drone for every request: the measurement is of the
-    # system's work, not of waiting for drones.
+    # system's work, not of waiting for drones (the end to end counts the times it was not so). A
+    # drone is free again at the first tick after it lands: at 2000x the default tick (0.5 s) would
+    # add up to 1000 simulated seconds to every flight, 0.1 s adds at most 200.
     stack_env: dict[str, str] = field(
         default_factory=lambda: {
             "SCHEDULER_FLEET_SIZE": "300",
             "SCHEDULER_SIM_SPEEDUP": "2000",
+            "SCHEDULER_TICK_SECONDS": "0.1",
         }
     )
 
@@ -225,6 +230,8 @@ class Benchmark:
     def _end_to_end(self, stack: Stack, bodies: Path) -> dict[str, Any]:
         store = DeliveryCounts(stack.data_dir / "delivery.db")
         before = store.last_row()
+        busy_fleet = NoDroneFreeAnswers(stack.log_dir / "scheduler.log")
+        log_position = busy_fleet.position()
         wanted = self.settings.scheduled_deliveries
         timeout = self.settings.settle_timeout
         # wrk runs for its whole duration whatever its threads do: it is interrupted (and then
@@ -274,6 +281,7 @@ class Benchmark:
             "failed_answers": sent.failed_answers,
             "seconds": round(elapsed, 3),
             "scheduled_per_s": scheduled / elapsed if finished_at else 0.0,
+            "no_drone_free": busy_fleet.since(log_position),
         }
 
     def _wait_until_settled(self, stack: Stack) -> None:
@@ -329,6 +337,38 @@ class DeliveryCounts:
             return connection.execute(sql, params).fetchall()
         finally:
             connection.close()
+
+
+class NoDroneFreeAnswers:
+    """Counts the scheduler's 503 answers to assignments (no drone able to fly it is free), from its
+    JSON access log: each makes a delivery wait for the simulated fleet, at least a second."""
+
+    def __init__(self, log: Path) -> None:
+        self._log = log
+
+    def position(self) -> int:
+        """Where the log ends now: `since` counts what is written after."""
+        return self._log.stat().st_size if self._log.exists() else 0
+
+    def since(self, position: int) -> int:
+        if not self._log.exists():
+            return 0
+        count = 0
+        with self._log.open("rb") as log:
+            log.seek(position)
+            for line in log:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # uvicorn's own lines, or a line cut short while being written
+                if (
+                    isinstance(record, dict)
+                    and record.get("http.method") == "PUT"
+                    and str(record.get("http.path", "")).startswith("/api/dronedeliveries/")
+                    and record.get("http.status") == 503
+                ):
+                    count += 1
+        return count
 
 
 @contextmanager
