@@ -63,6 +63,14 @@ def test_the_table_shows_the_baseline_before_and_after_the_system() -> None:
     assert "baseline before and after the system: 4,400 and 3,600 rps" in text
 
 
+def test_the_table_says_when_the_end_to_end_waited_for_drones() -> None:
+    waited = table(result(measured(details={"end_to_end": {"no_drone_free": 7}}), MACHINE, {}))
+    did_not = table(result(measured(details={"end_to_end": {"no_drone_free": 0}}), MACHINE, {}))
+
+    assert "end to end: 7 assignments found no drone free" in waited
+    assert "no drone free" not in did_not
+
+
 def test_a_run_with_failures_or_gaps_is_unusable() -> None:
     failed = result(measured(errors={"accept": 3}), MACHINE, {})
     assert problems(failed) == ["requests or deliveries failed: {'accept': 3}"]

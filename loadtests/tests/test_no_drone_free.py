@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loadtests.bench.report import Measurements, result, table
 from loadtests.bench.run import NoDroneFreeAnswers
 
 ANSWER = """
@@ -61,22 +60,3 @@ def test_counts_the_assignments_answered_no_drone_free_since_a_position(tmp_path
 
     assert answers.since(0) == 3
     assert answers.since(position) == 2
-
-
-def test_the_table_says_when_the_end_to_end_waited_for_drones() -> None:
-    machine = {"cores": 2, "cpu_model": "Test CPU", "memory_gib": 8.0, "python": "3.11.7"}
-    measured = Measurements(
-        baseline_rps=4000.0,
-        read_rps=2000.0,
-        accept_rps=1000.0,
-        scheduled_per_s=100.0,
-        read_p99_ms=5.0,
-        read_p99_rate=1000.0,
-        details={"end_to_end": {"no_drone_free": 7}},
-    )
-    waited = table(result(measured, {**machine, "nginx": "1", "load_average": [0]}, {}))
-    measured.details = {"end_to_end": {"no_drone_free": 0}}
-    did_not = table(result(measured, {**machine, "nginx": "1", "load_average": [0]}, {}))
-
-    assert "7 assignments found no drone free" in waited
-    assert "no drone free" not in did_not
