@@ -230,7 +230,7 @@ class Benchmark:
     def _end_to_end(self, stack: Stack, bodies: Path) -> dict[str, Any]:
         store = DeliveryCounts(stack.data_dir / "delivery.db")
         before = store.last_row()
-        busy_fleet = NoDroneFreeAnswers(stack.log_dir / "scheduler.log")
+        busy_fleet = NoDroneFreeAnswers(stack.log_path("scheduler"))
         log_position = busy_fleet.position()
         wanted = self.settings.scheduled_deliveries
         timeout = self.settings.settle_timeout

@@ -168,8 +168,12 @@ class Stack:
         rpc.supervisor.stopProcess(program)
         rpc.supervisor.startProcess(program)
 
+    def log_path(self, program: str) -> Path:
+        """Where supervisord writes the program's output (its JSON logs, for the services)."""
+        return self.log_dir / f"{program}.log"
+
     def log_tail(self, program: str, lines: int = 20) -> str:
-        path = self.log_dir / f"{program}.log"
+        path = self.log_path(program)
         if not path.exists():
             return f"({program}: no log)"
         return f"--- {program} ---\n" + "\n".join(path.read_text().splitlines()[-lines:])
@@ -237,7 +241,7 @@ class Stack:
                 "stopasgroup=true",
                 "killasgroup=true",
                 "redirect_stderr=true",
-                f"stdout_logfile={self.log_dir / program}.log",
+                f"stdout_logfile={self.log_path(program)}",
                 "stdout_logfile_maxbytes=20MB",
                 "stdout_logfile_backups=1",
                 "",
