@@ -100,13 +100,14 @@ def table(document: dict[str, Any]) -> str:
         f"machine: {machine['cores']} cores, {machine['cpu_model']}, {machine['memory_gib']} GiB, "
         f"Python {machine['python']}, nginx {machine['nginx']}, load {machine['load_average']}"
     )
-    bracket = document.get("details", {}).get("baseline", {})
+    details = document.get("details", {})
+    bracket = details.get("baseline", {})
     if "before" in bracket and "after" in bracket:
         lines.append(
             f"baseline before and after the system: {bracket['before']['rps']:,.0f} and "
             f"{bracket['after']['rps']:,.0f} rps (their mean divides the ratios)"
         )
-    waited = document.get("details", {}).get("end_to_end", {}).get("no_drone_free", 0)
+    waited = details.get("end_to_end", {}).get("no_drone_free", 0)
     if waited:
         lines.append(
             f"end to end: {waited} assignments found no drone free: the rate includes waiting "
