@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
+from servicekit.stores import relational
 from servicekit.stores.errors import ConstraintViolationError, StoreUnavailableError
 from servicekit.stores.relational import Connection, Migration, Migrations, RelationalStore
 from servicekit.stores.urls import OdbcUrl, SqliteUrl, parse_store_url
@@ -23,6 +26,12 @@ INSERT = "INSERT INTO drones (id, payload) VALUES (?, ?)"
 def insert(id: str, payload: float = 1.0) -> Callable[[Connection], int]:
     """A unit of work that inserts one drone."""
     return lambda c: c.execute(INSERT, (id, payload))
+
+
+def insert_with_model(id: str, model: str) -> Callable[[Connection], int]:
+    return lambda c: c.execute(
+        "INSERT INTO drones (id, payload, model) VALUES (?, ?, ?)", (id, 1.0, model)
+    )
 
 
 @pytest.fixture
@@ -178,6 +187,29 @@ async def test_calls_wait_for_the_schema(relational_url: str) -> None:
         # no wait_ready(): the first call waits for the migrations by itself
         rows = await store.read(lambda c: c.fetch_all("SELECT * FROM drones"))
     assert rows == []
+
+
+async def test_sqlite_starts_its_wal_over_under_commits_that_never_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A passive checkpoint never catches up with these commits: without a restart, the WAL file
+    # only grows (to 80 MB here).
+    monkeypatch.setattr(relational, "WAL_LIMIT_BYTES", 1024 * 1024)
+    monkeypatch.setattr(relational._SqliteBackend, "upkeep_seconds", 0.02)
+    wal = tmp_path / "fleet.db-wal"
+    sizes = []
+    async with RelationalStore(f"sqlite:///{tmp_path}/fleet.db", SCHEMA) as db:
+        await db.wait_ready()
+        for number in range(5000):
+            await db.write(insert_with_model(f"d{number}", "x" * 3000))
+            await asyncio.sleep(0)  # the upkeep runs beside the commits, as in a busy service
+            if number % 100 == 0:
+                sizes.append(wal.stat().st_size)
+        count = await db.read(lambda c: c.fetch_one("SELECT COUNT(*) AS n FROM drones"))
+
+    assert count == {"n": 5000}
+    cut_back = sum(1 for before, after in itertools.pairwise(sizes) if after < before)
+    assert cut_back >= 2, f"the WAL was never started over: {sizes[-1] / 2**20:.1f} MB at the end"
 
 
 @contextmanager
