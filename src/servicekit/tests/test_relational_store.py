@@ -23,14 +23,10 @@ SCHEMA = Migrations(
 INSERT = "INSERT INTO drones (id, payload) VALUES (?, ?)"
 
 
-def insert(id: str, payload: float = 1.0) -> Callable[[Connection], int]:
+def insert(id: str, payload: float = 1.0, model: str | None = None) -> Callable[[Connection], int]:
     """A unit of work that inserts one drone."""
-    return lambda c: c.execute(INSERT, (id, payload))
-
-
-def insert_with_model(id: str, model: str) -> Callable[[Connection], int]:
     return lambda c: c.execute(
-        "INSERT INTO drones (id, payload, model) VALUES (?, ?, ?)", (id, 1.0, model)
+        "INSERT INTO drones (id, payload, model) VALUES (?, ?, ?)", (id, payload, model)
     )
 
 
@@ -201,7 +197,7 @@ async def test_sqlite_starts_its_wal_over_under_commits_that_never_pause(
     async with RelationalStore(f"sqlite:///{tmp_path}/fleet.db", SCHEMA) as db:
         await db.wait_ready()
         for number in range(5000):
-            await db.write(insert_with_model(f"d{number}", "x" * 3000))
+            await db.write(insert(f"d{number}", model="x" * 3000))
             await asyncio.sleep(0)  # the upkeep runs beside the commits, as in a busy service
             if number % 100 == 0:
                 sizes.append(wal.stat().st_size)
