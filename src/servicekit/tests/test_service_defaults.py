@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -142,6 +143,17 @@ def test_openapi_documents_problems_as_problem_json(service: httpx.Client) -> No
     for status in ("400", "422", "500", "503"):
         assert list(responses[status]["content"]) == [PROBLEM_JSON]
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_a_full_collection_walks_only_what_the_service_made_since_start_up() -> None:
+    # The collector walks on the event loop: start-up's objects, walked every full collection,
+    # held every request for 40-60 ms now and then.
+    with serve_in_thread(create_app()) as url:
+        assert httpx.get(f"{url}/livez").status_code == 200
+        walked, out_of_reach = len(gc.get_objects()), gc.get_freeze_count()
+
+    assert walked * 10 < out_of_reach
+    assert gc.get_freeze_count() == 0, "a stopped service gives start-up's objects back"
 
 
 def test_logs_are_json_lines_carrying_the_request_id(tmp_path: Path) -> None:
