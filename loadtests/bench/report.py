@@ -72,7 +72,7 @@ def problems(document: dict[str, Any]) -> list[str]:
     if any(document.get("errors", {}).values()):
         found.append(f"requests or deliveries failed: {document['errors']}")
     machine = document.get("machine", {})
-    for key in ("cores", "cpu_model", "memory_gib", "python", "nginx"):
+    for key in ("cores", "cpu_model", "memory_gib", "python", "python_executable", "nginx"):
         if key not in machine:
             found.append(f"machine.{key} is missing")
     return found
@@ -98,7 +98,8 @@ def table(document: dict[str, Any]) -> str:
     machine = document["machine"]
     lines.append(
         f"machine: {machine['cores']} cores, {machine['cpu_model']}, {machine['memory_gib']} GiB, "
-        f"Python {machine['python']}, nginx {machine['nginx']}, load {machine['load_average']}"
+        f"Python {machine['python']} ({machine['python_executable']}), "
+        f"nginx {machine['nginx']}, load {machine['load_average']}"
     )
     details = document.get("details", {})
     bracket = details.get("baseline", {})

@@ -13,6 +13,7 @@ MACHINE = {
     "cpu_model": "Test CPU",
     "memory_gib": 8.0,
     "python": "3.11.7",
+    "python_executable": "/opt/python/3.11.7/bin/python3.11",
     "nginx": "1.22.1",
     "load_average": [0.5, 0.4, 0.3],
 }
@@ -53,6 +54,7 @@ def test_the_table_says_which_targets_are_not_met() -> None:
     assert "read_p99_ms at 1200 rps" in text
     assert "target <= 20: NOT MET" in text
     assert "2 cores, Test CPU" in text
+    assert "Python 3.11.7 (/opt/python/3.11.7/bin/python3.11)" in text
 
 
 def test_the_table_shows_the_baseline_before_and_after_the_system() -> None:

@@ -81,3 +81,5 @@ def test_the_benchmark_writes_its_numbers_and_the_machine(tmp_path: Path) -> Non
     assert problems(document) == []
     assert all(document[key] > 0 for key in REQUIRED[:-1])
     assert "read_ratio" in done.stdout
+    # The interpreter measured on is the one that ran the benchmark, named by its real path.
+    assert document["machine"]["python_executable"] == os.path.realpath(sys.executable)
