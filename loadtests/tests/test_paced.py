@@ -27,12 +27,12 @@ def test_no_garbage_collection_pauses_the_client_while_it_measures() -> None:
 
     thresholds = gc.get_threshold()
     with serve_in_thread(Starlette(routes=[Route("/ok", ok)])) as url:
-        port = int(url.rsplit(":", 1)[1])
+        port, paths = int(url.rsplit(":", 1)[1]), ["/ok"]
         # A collection every allocation or so, unless the client holds the collector off.
         gc.set_threshold(1)
         gc.callbacks.append(record)
         try:
-            paced = run_paced("127.0.0.1", port, ["/ok"], rate=200, seconds=0.5)
+            paced = run_paced("127.0.0.1", port, paths, rate=200, seconds=0.5)
         finally:
             gc.callbacks.remove(record)
             gc.set_threshold(*thresholds)
