@@ -20,14 +20,12 @@ SCHEMA = Migrations(
     Migration(1, ["CREATE TABLE drones (id {key} PRIMARY KEY, payload {real} NOT NULL)"]),
     Migration(2, ["ALTER TABLE drones ADD model {text} NULL"]),
 )
-INSERT = "INSERT INTO drones (id, payload) VALUES (?, ?)"
+INSERT = "INSERT INTO drones (id, payload, model) VALUES (?, ?, ?)"
 
 
 def insert(id: str, payload: float = 1.0, model: str | None = None) -> Callable[[Connection], int]:
     """A unit of work that inserts one drone."""
-    return lambda c: c.execute(
-        "INSERT INTO drones (id, payload, model) VALUES (?, ?, ?)", (id, payload, model)
-    )
+    return lambda c: c.execute(INSERT, (id, payload, model))
 
 
 @pytest.fixture
@@ -54,7 +52,7 @@ async def test_migrations_are_applied_once_in_order(
 
 async def test_a_failed_unit_of_work_is_rolled_back(db: RelationalStore) -> None:
     def insert_then_fail(c: Connection) -> None:
-        c.execute(INSERT, ("d2", 1.0))
+        insert("d2")(c)
         raise ValueError("changed my mind")
 
     with pytest.raises(ValueError, match="changed my mind"):
@@ -64,17 +62,17 @@ async def test_a_failed_unit_of_work_is_rolled_back(db: RelationalStore) -> None
 
 
 async def test_writes_made_together_succeed_or_fail_each_alone(db: RelationalStore) -> None:
-    await db.write(lambda c: c.execute(INSERT, ("taken", 1.0)))
+    await db.write(insert("taken"))
 
     def insert_then_fail(c: Connection) -> None:
-        c.execute(INSERT, ("half-done", 2.0))
+        insert("half-done", 2.0)(c)
         raise ValueError("changed my mind")
 
     outcomes = await asyncio.gather(
-        db.write(lambda c: c.execute(INSERT, ("a", 1.0))),
-        db.write(lambda c: c.execute(INSERT, ("taken", 2.0))),
+        db.write(insert("a")),
+        db.write(insert("taken", 2.0)),
         db.write(insert_then_fail),
-        db.write(lambda c: c.execute(INSERT, ("b", 1.0))),
+        db.write(insert("b")),
         return_exceptions=True,
     )
 
@@ -97,10 +95,10 @@ async def test_writes_made_together_while_the_database_is_locked_are_retried(
 
 
 async def test_duplicate_keys_are_constraint_violations(db: RelationalStore) -> None:
-    await db.write(lambda c: c.execute(INSERT, ("d3", 1.0)))
+    await db.write(insert("d3"))
 
     with pytest.raises(ConstraintViolationError):
-        await db.write(lambda c: c.execute(INSERT, ("d3", 2.0)))
+        await db.write(insert("d3", 2.0))
 
 
 async def test_many_concurrent_writers_all_commit(db: RelationalStore) -> None:
@@ -171,10 +169,10 @@ async def test_a_locked_table_answers_unavailable_in_time(
     with _locked(relational_url):
         started = time.monotonic()
         with pytest.raises(StoreUnavailableError):
-            await db.write(lambda c: c.execute(INSERT, ("x", 1)))
+            await db.write(insert("x"))
         assert time.monotonic() - started < 1.5
 
-    await db.write(lambda c: c.execute(INSERT, ("y", 1)))
+    await db.write(insert("y"))
     assert await db.read(lambda c: c.fetch_one("SELECT id FROM drones WHERE id = 'y'"))
 
 
