@@ -20,7 +20,7 @@ from servicekit import health
 from servicekit.logs import configure_logging
 from servicekit.problems import document_problems, install_problem_handlers
 from servicekit.requests import RequestContextMiddleware
-from servicekit.routing import ConcretePathsFirst, documented_paths
+from servicekit.routing import ConcretePathsFirst, add_routes, documented_paths
 from servicekit.settings import ServiceSettings, settings_summary
 from servicekit.telemetry import configure_telemetry
 
@@ -75,9 +75,8 @@ def create_service_app(
     app.add_middleware(RequestContextMiddleware)
     telemetry.instrument_app(app)
     # The service's routes first: routes are matched in order, and they are what is called most.
-    for router in routers:
-        app.include_router(router)
-    app.include_router(health.router)
+    for router in (*routers, health.router):
+        add_routes(app, router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
