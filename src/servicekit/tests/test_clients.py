@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -135,6 +136,43 @@ async def test_retries_stop_at_the_deadline(client: ServiceClient, neighbour: Ne
         await client.get("/things/e", deadline=0.5)
 
     assert time.monotonic() - started < 1.5
+
+
+async def test_a_retry_goes_on_from_the_first_attempt(
+    client: ServiceClient, neighbour: Neighbour, caplog: pytest.LogCaptureFixture
+) -> None:
+    neighbour.failures_left["r"] = 1
+
+    with caplog.at_level(logging.INFO, logger="servicekit.clients"):
+        response = await client.get("/things/r")
+
+    assert response.status_code == 200
+    assert neighbour.calls["r"] == 2
+    retried = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrying")]
+    assert len(retried) == 1
+    assert "(attempt 1): HTTP 503" in retried[0]
+
+
+async def test_a_connection_dropped_at_the_first_attempt_is_retried() -> None:
+    connections = 0
+
+    async def drop_the_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        if connections > 1:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(drop_the_first, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, ServiceClient("flaky", f"http://127.0.0.1:{port}", FAST) as client:
+        response = await client.get("/anything")
+
+    assert response.status_code == 200
+    assert response.content == b"ok"
+    assert connections == 2
 
 
 async def test_unreachable_neighbour_is_reported_after_the_retries() -> None:
