@@ -76,9 +76,9 @@ def drone_request(delivery: StoredDelivery, plan: Plan) -> DroneDeliveryRequest:
     )
 
 
-def plan_fingerprint(delivery: StoredDelivery, plan: Plan) -> str:
+def plan_fingerprint(request: DroneDeliveryRequest) -> str:
     """Identifies what the scheduler was asked for: equal fingerprints, equal assignment requests."""
-    return digest(drone_request(delivery, plan).model_dump(mode="json"))
+    return digest(request.model_dump(mode="json"))
 
 
 def iso(moment: datetime) -> str:
@@ -229,25 +229,29 @@ class Workflow:
                     update={"package_registered": True, "assignment_requested": True}
                 )
             )
-        if progress.assigned_plan != plan_fingerprint(delivery, delivery.plan):
-            return await self._assign(delivery)
+        request = drone_request(delivery, delivery.plan)
+        fingerprint = plan_fingerprint(request)
+        if progress.assigned_plan != fingerprint:
+            return await self._assign(delivery, request, fingerprint)
         return delivery.changed(work=None)
 
-    async def _assign(self, delivery: StoredDelivery) -> StoredDelivery:
+    async def _assign(
+        self, delivery: StoredDelivery, request: DroneDeliveryRequest, fingerprint: str
+    ) -> StoredDelivery:
         plan = delivery.plan
         asked_at = utc_now()  # the Scheduled event's time: never after the scheduler's own events
         try:
-            assignment = await self._scheduler.assign(drone_request(delivery, plan))
+            assignment = await self._scheduler.assign(request)
         except PackageAboard:
             # The drone already carries the package: the flight goes on as the scheduler has it.
-            return self._assigned_plan(delivery, plan_fingerprint(delivery, plan))
+            return self._assigned_plan(delivery, fingerprint)
         except Refused as refused:
             return self._failing(
                 delivery,
                 FailureCause.UNDELIVERABLE,
                 f"No drone can fly this delivery: {refused.reason}",
             )
-        assigned = self._assigned_plan(delivery, plan_fingerprint(delivery, plan)).changed(
+        assigned = self._assigned_plan(delivery, fingerprint).changed(
             drone_id=assignment.drone_id,
             pickup_eta=assignment.pickup_eta,
             dropoff_eta=assignment.dropoff_eta,
@@ -288,10 +292,11 @@ class Workflow:
     async def _propose(self, delivery: StoredDelivery, work: Work) -> StoredDelivery:
         proposal = work.proposal
         assert proposal is not None
-        fingerprint = plan_fingerprint(delivery, proposal)
+        request = drone_request(delivery, proposal)
+        fingerprint = plan_fingerprint(request)
         asked_at = utc_now()
         try:
-            assignment = await self._scheduler.assign(drone_request(delivery, proposal))
+            assignment = await self._scheduler.assign(request)
         except PackageAboard:
             # The scheduler kept the plan it had: nothing to restore.
             return self._refuse(delivery, 409, PICKED_UP, delivery.progress.assigned_plan)
