@@ -65,6 +65,15 @@ breaker_openings = meter.create_counter(
 RETRIED_STATUSES = frozenset((429, 502, 503, 504))
 
 
+def _asks_again(response: httpx.Response) -> bool:
+    """The neighbour answered, but asking again may get a better answer."""
+    return response.status_code in RETRIED_STATUSES
+
+
+# What tenacity retries; the first attempt, made before it, is judged by the same two halves.
+_RETRIED = retry_if_exception_type(httpx.TransportError) | retry_if_result(_asks_again)
+
+
 @dataclass(frozen=True)
 class CallPolicy:
     """How patient a service is with one downstream. The defaults suit calls inside one cluster."""
@@ -245,12 +254,11 @@ class ServiceClient:
                 except httpx.TransportError as exc:
                     first: httpx.Response | httpx.TransportError = exc
                 else:
-                    if response.status_code not in RETRIED_STATUSES:
+                    if not _asks_again(response):
                         return response
                     first = response
                 retrying = AsyncRetrying(
-                    retry=retry_if_exception_type(httpx.TransportError)
-                    | retry_if_result(lambda r: r.status_code in RETRIED_STATUSES),
+                    retry=_RETRIED,
                     wait=self._wait,
                     stop=stop_after_attempt(self.policy.max_attempts)
                     | stop_before_delay(ends_at - time.monotonic()),
