@@ -29,6 +29,8 @@ from servicekit.testing import free_port
 
 TERMINAL = frozenset(("Completed", "Cancelled", "Failed"))
 ACTIVE = frozenset(("Scheduled", "HeadedToPickup", "HeadedToDropoff"))
+# What a drone reports of a flight: its departure, the pickup and the drop-off.
+FLIGHT_STAGES = frozenset(("HeadedToPickup", "HeadedToDropoff", "Completed"))
 # Answers that mean "no answer from the system this time": a client may send the same request again
 # (a POST with the same Idempotency-Key). A 503 that is the service's decision is not among them.
 RETRIED = frozenset((429, 502, 503, 504))
@@ -459,19 +461,8 @@ def _check_drones(
             findings.double_booked.append(
                 f"{drone['id']} still serves {served['id']}, which is {served['stage']}"
             )
-    # Over the whole run: the flights a drone made for different deliveries (from the scheduler's
-    # reports: departure, pickup, drop-off, at their planned times) never overlap.
-    flights: dict[str, list[tuple[datetime, datetime, str]]] = defaultdict(list)
-    for delivery_id, delivery_events in events.items():
-        times: dict[str, list[datetime]] = defaultdict(list)
-        for event in delivery_events:
-            if event["stage"] in ("HeadedToPickup", "HeadedToDropoff", "Completed") and event.get(
-                "droneId"
-            ):
-                times[event["droneId"]].append(datetime.fromisoformat(event["time"]))
-        for drone_id, moments in times.items():
-            flights[drone_id].append((min(moments), max(moments), delivery_id))
-    for drone_id, spans in flights.items():
+    # Over the whole run: the flights a drone made for different deliveries never overlap.
+    for drone_id, spans in drone_flights(events).items():
         spans.sort()
         for (_, end, first), (start, _, second) in itertools.pairwise(spans):
             if start <= end:
@@ -479,6 +470,34 @@ def _check_drones(
                     f"{drone_id} flew {first} until {end.isoformat()} and {second} "
                     f"from {start.isoformat()}"
                 )
+
+
+def drone_flights(
+    events: Mapping[str, list[dict[str, Any]]],
+) -> dict[str, list[tuple[datetime, datetime, str]]]:
+    """Each drone's flights (first and last report, delivery id), from the scheduler's reports of
+    departure, pickup and drop-off at their planned times.
+
+    Every flight starts with a departure (HeadedToPickup). A delivery can fly one drone twice: a
+    reschedule recalls a drone that has left, and the new plan may take the same drone again once
+    it is back, after flying other deliveries meanwhile. Those are two flights, not one long one.
+    """
+    flights: dict[str, list[tuple[datetime, datetime, str]]] = defaultdict(list)
+    for delivery_id, delivery_events in events.items():
+        reports = sorted(
+            (datetime.fromisoformat(event["time"]), event["stage"], event["droneId"])
+            for event in delivery_events
+            if event["stage"] in FLIGHT_STAGES and event.get("droneId")
+        )
+        trips: dict[str, list[list[datetime]]] = defaultdict(list)
+        for moment, stage, drone_id in reports:
+            if stage == "HeadedToPickup" or not trips[drone_id]:
+                trips[drone_id].append([moment])
+            else:
+                trips[drone_id][-1].append(moment)
+        for drone_id, flown in trips.items():
+            flights[drone_id].extend((trip[0], trip[-1], delivery_id) for trip in flown)
+    return dict(flights)
 
 
 def _km(a: Mapping[str, float], b: Mapping[str, float]) -> float:
