@@ -10,9 +10,12 @@ from chaos_support import Findings, _check_drones, drone_flights
 START = datetime(2026, 12, 7, 22, 51, tzinfo=UTC)
 
 
-def report(stage: str, second: float, drone_id: str = "drone-001") -> dict[str, Any]:
-    moment = START + timedelta(seconds=second)
-    return {"stage": stage, "time": moment.isoformat(), "droneId": drone_id}
+def at(second: float) -> datetime:
+    return START + timedelta(seconds=second)
+
+
+def report(stage: str, second: float, drone_id: str | None = "drone-001") -> dict[str, Any]:
+    return {"stage": stage, "time": at(second).isoformat(), "droneId": drone_id}
 
 
 def flight(start: float, drone_id: str = "drone-001") -> list[dict[str, Any]]:
@@ -34,12 +37,9 @@ def test_a_drone_recalled_and_taken_again_later_flew_two_flights() -> None:
     # As in a CI run: the only drone that could carry a large package left for it, was recalled by
     # a reschedule, flew another delivery, and came back for the rescheduled one.
     events = {
-        "rescheduled": [report("Created", 0), report("HeadedToPickup", 0.5), *flight(30)],
-        "between": [report("Created", 5), *flight(6)],
+        "rescheduled": [report("Created", 0, None), report("HeadedToPickup", 0.5), *flight(30)],
+        "between": [report("Created", 5, None), *flight(6)],
     }
-
-    def at(second: float) -> datetime:
-        return START + timedelta(seconds=second)
 
     assert sorted(drone_flights(events)["drone-001"]) == [
         (at(0.5), at(0.5), "rescheduled"),
@@ -53,8 +53,7 @@ def test_overlapping_flights_of_one_drone_are_double_booked() -> None:
     events = {"first": flight(0), "second": flight(1.5)}
 
     assert double_booked(events) == [
-        f"drone-001 flew first until {(START + timedelta(seconds=2)).isoformat()} "
-        f"and second from {(START + timedelta(seconds=1.5)).isoformat()}"
+        f"drone-001 flew first until {at(2).isoformat()} and second from {at(1.5).isoformat()}"
     ]
 
 
